@@ -1,0 +1,64 @@
+"""`authenticatedSession` (legacy login, api.md §5.3) and the OAuth2 token endpoint (§5.4)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from interca.api.bodies import json_response
+from interca.api.deps import principal, services
+from interca.domain.principal import Principal
+from interca.errors import InvalidInput, OAuthError
+from interca.service.registry import Services
+
+router = APIRouter()
+token_router = APIRouter()
+
+_ADMIN_LOGIN = {"authType": "ADMIN_LOGIN", "obfuscateApiKey": True}
+
+
+@router.post("/authenticatedSession")
+async def login(request: Request) -> Response:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("Request body is invalid.") from None
+    s: Services = services(request)
+    session_id = await run_in_threadpool(s.auth.login, body)
+    secure = "; Secure" if request.url.scheme == "https" else ""
+    # The value must be followed directly by ';' (clients extract it with JSESSIONID=(.*?);).
+    cookie = f"JSESSIONID={session_id}; Path=/{secure}; HttpOnly"
+    return JSONResponse(_ADMIN_LOGIN, headers={"Set-Cookie": cookie})
+
+
+@router.get("/authenticatedSession")
+def validate(caller: Principal = Depends(principal)) -> Response:
+    return json_response(_ADMIN_LOGIN if caller.kind == "USER" else {"authType": "OAUTH2_CLIENT"})
+
+
+@router.delete("/authenticatedSession")
+def logout(caller: Principal = Depends(principal), s: Services = Depends(services)) -> Response:
+    s.auth.logout(caller)  # a bearer token stays valid: the OneAPI SDK calls this on exit
+    return json_response({"status": "ACTIVE"})
+
+
+@token_router.post("/oauth2/v1/token")
+async def token(request: Request) -> Response:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "The request must be application/x-www-form-urlencoded.")
+    try:
+        form = parse_qs((await request.body()).decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "The request body is not valid form data.") from None
+    s: Services = services(request)
+    issued = await run_in_threadpool(s.auth.issue_token, form, request.headers.get("authorization"))
+    return JSONResponse(
+        {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in},
+        headers={"Cache-Control": "no-store"},
+    )

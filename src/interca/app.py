@@ -1,0 +1,93 @@
+"""The composition root: the only place that picks concrete backends from settings.
+
+`build_services(settings)` wires storage, key stores and services; `create_app(settings)`
+puts the HTTP edge on top. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+
+from interca.api import certificates, sessions
+from interca.api.bodies import UnsupportedMediaType
+from interca.api.errors import error_response, not_found
+from interca.api.middleware import EdgeMiddleware
+from interca.auth.authenticator import Authenticator
+from interca.clock import Clock, SystemClock
+from interca.config import Settings
+from interca.errors import IntercaError
+from interca.keystore.base import KeyStores
+from interca.keystore.master_key import load_master_key
+from interca.keystore.software import SoftwareKeyStore
+from interca.service.context import ServiceContext
+from interca.service.registry import Services
+from interca.storage import migrate
+from interca.storage.db import Database
+from interca.storage.locks import Locks
+
+PREFIXES = ("/api/v1", "/zia/api/v1")
+
+
+def build_services(settings: Settings, clock: Clock | None = None, *, create_master_key: bool = False) -> Services:
+    """Open the database and key stores for `settings` (the schema must be current; see
+    `interca.storage.migrate`)."""
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    master_key = load_master_key(settings.master_key_path, create=create_master_key)
+    db = Database.from_url(settings.database_url)
+    keystores = KeyStores(SoftwareKeyStore(settings.keys_dir, master_key))
+    ctx = ServiceContext(db=db, locks=Locks(db, clock), clock=clock, settings=settings, keystores=keystores)
+    return Services.build(ctx, Authenticator(db, clock, settings, master_key))
+
+
+def prepare(settings: Settings, clock: Clock | None = None) -> Services:
+    """Everything `serve` and `init` need before the first request: the master key, the
+    current schema, the deployment and its built-in CA (all idempotent)."""
+    from interca.service import bootstrap
+
+    services = build_services(settings, clock, create_master_key=True)
+    migrate.upgrade(services.ctx.db.engine)
+    bootstrap.initialise(services.ctx, services.auth)
+    return services
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    services = services or build_services(settings)
+    app = FastAPI(title="interca", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    app.router.redirect_slashes = False
+    for prefix in PREFIXES:
+        app.include_router(certificates.router, prefix=prefix)
+        app.include_router(sessions.router, prefix=prefix)
+    app.include_router(sessions.token_router)
+
+    @app.exception_handler(IntercaError)
+    async def _core_error(request: Request, exc: IntercaError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(UnsupportedMediaType)
+    async def _unsupported(request: Request, exc: UnsupportedMediaType) -> Response:
+        return Response(status_code=415)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _routing(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return Response(status_code=405, headers={"Allow": _allowed_methods(app, request)})
+        return not_found()
+
+    app.add_middleware(EdgeMiddleware)
+    return app
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """The methods that would route for this path: each is probed as routing itself would."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)

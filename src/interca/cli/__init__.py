@@ -1,0 +1,1 @@
+"""The `interca` command line (Typer)."""

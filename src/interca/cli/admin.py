@@ -1,0 +1,140 @@
+"""Commands that act on the data directory and database directly: serve, init, db, users,
+clients, apikey. They get their services from the composition root."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from interca.cli.output import console, fail, refusals
+from interca.domain.principal import Role
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Admin users (legacy login).", no_args_is_help=True)
+clients_app = typer.Typer(help="OAuth2 clients (API access, the CLI's 'ca' commands).", no_args_is_help=True)
+apikey_app = typer.Typer(help="The organisation API key used by legacy logins.", no_args_is_help=True)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from interca.config import load_settings
+
+    return load_settings()
+
+
+def _services():  # type: ignore[no-untyped-def]
+    from interca.app import prepare
+
+    with refusals():
+        return prepare(_settings())
+
+
+def _role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        fail("--role must be admin or auditor.")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Run the API server (applies migrations and first-start set-up first)."""
+    import uvicorn
+
+    from interca.app import create_app
+
+    settings = _settings()
+    services = _services()
+    console.print(f"interca listening on http://{host}:{port} (data: {settings.data_dir})")
+    uvicorn.run(create_app(settings, services), host=host, port=port, log_level="info", server_header=False)
+
+
+def init(
+    admin: str = typer.Option(None, help="Create this first admin user when there is no user yet."),
+) -> None:
+    """Initialise the data directory and database (idempotent) and print how to log in."""
+    from interca.storage.principals import UserRepository
+
+    services = _services()
+    settings = _settings()
+    console.print(f"Data directory: {settings.data_dir}")
+    with services.ctx.db.read() as s:
+        has_users = UserRepository(s).count() > 0
+    if admin and not has_users:
+        with refusals():
+            password = services.auth.add_user(admin, Role.ADMIN)
+            client_id, secret = services.auth.add_client("first admin client", Role.ADMIN)
+        console.print("[bold]First admin created. These secrets are shown once; store them now.[/bold]")
+        console.print(f"  Legacy login: username [cyan]{admin}[/cyan]  password [cyan]{password}[/cyan]", soft_wrap=True)
+        console.print(f"  Org API key:  [cyan]{services.auth.api_key()}[/cyan]  (interca apikey show)")
+        console.print(
+            f"  OAuth client: INTERCA_CLIENT_ID=[cyan]{client_id}[/cyan] INTERCA_CLIENT_SECRET=[cyan]{secret}[/cyan]",
+            soft_wrap=True,
+        )
+    elif has_users:
+        console.print("Users exist already; log in with yours ('interca users add' makes another).")
+    else:
+        console.print("No user yet: create one with 'interca users add EMAIL --role admin'.")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    _services()
+    console.print("Database schema is current.")
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: str = typer.Option("admin", help="admin or auditor."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Add an admin-portal user; prints a generated password unless one comes on stdin."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    services = _services()
+    with refusals():
+        made = services.auth.add_user(username, _role(role), password)
+    console.print(f"User {username.lower()} added with role {role}.")
+    if not password_stdin:
+        console.print(f"Password (shown once): [cyan]{made}[/cyan]")
+
+
+@clients_app.command("add")
+def clients_add(
+    name: str,
+    role: str = typer.Option("admin", help="admin or auditor."),
+    public_key: Path = typer.Option(None, "--public-key", help="RSA public key PEM: authenticate with signed JWTs."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"clientId","clientSecret"} as JSON.'),
+) -> None:
+    """Register an OAuth2 client and print its id and secret (the secret is shown once)."""
+    key_pem = public_key.read_text() if public_key else None
+    services = _services()
+    with refusals():
+        client_id, secret = services.auth.add_client(name, _role(role), key_pem)
+    if as_json:
+        print(json.dumps({"clientId": client_id, "clientSecret": secret} if secret else {"clientId": client_id}))
+    else:
+        console.print(f"Client [cyan]{client_id}[/cyan] added with role {role}.")
+        if secret:
+            console.print(f"Secret (shown once): [cyan]{secret}[/cyan]")
+
+
+@apikey_app.command("show")
+def apikey_show() -> None:
+    """Print the org API key."""
+    with refusals():
+        print(_services().auth.api_key())
+
+
+@apikey_app.command("rotate")
+def apikey_rotate() -> None:
+    """Replace the org API key; every session opened with the old key ends."""
+    with refusals():
+        key = _services().auth.rotate_api_key()
+    console.print("API key rotated; sessions opened with the old key have ended.")
+    print(key)

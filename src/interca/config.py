@@ -1,0 +1,99 @@
+"""Settings: `INTERCA_*` environment variables over an optional TOML file.
+
+Nothing reads settings at import time: `load_settings()` builds a `Settings` when the composition
+root (`interca.app`) or the CLI asks. Precedence: explicit overrides > environment > TOML file >
+defaults. The TOML file is `config_file`, default `$DATA/interca.toml` when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "INTERCA_"
+
+
+def _default_data_dir() -> Path:
+    return Path("~/.local/share/interca").expanduser()
+
+
+class Settings(BaseSettings):
+    """Every server setting, named as in the specs (api.md §1, certificates.md §1, hsm.md §2)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str = ""  # default: SQLite $DATA/interca.db
+    master_key_file: Path | None = None  # default: $DATA/master.key
+    config_file: Path | None = None
+
+    subscription: Literal["cloud_hsm", "software"] = "cloud_hsm"
+    rate_limit_profile: Literal["standard", "zia", "off"] = "standard"
+    edit_lock_wait: float = Field(2, ge=0)
+    session_idle_timeout: int = Field(300, ge=1)
+    session_max_lifetime: int = Field(28800, ge=1)
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout: int = Field(900, ge=1)
+    token_lifetime: int = Field(3600, ge=60)
+
+    min_remaining_days: int = Field(30, ge=0)
+    clock_skew_seconds: int = Field(300, ge=0)
+    org_roots_file: Path | None = None
+    leaf_lifetime_days: int = Field(90, ge=1, le=199)
+    leaf_backdate_minutes: int = Field(60, ge=0, le=1440)
+    leaf_key_type: Literal["ec-p256", "rsa-2048"] = "ec-p256"
+    leaf_crl_dp: bool = True
+    leaf_aia: bool = False
+    pki_base_url: str = "http://127.0.0.1:8080"
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        data_dir = self.data_dir.expanduser()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'interca.db'}")
+        if self.master_key_file is None:
+            object.__setattr__(self, "master_key_file", data_dir / "master.key")
+        return self
+
+    @property
+    def master_key_path(self) -> Path:
+        assert self.master_key_file is not None  # set by _derive_paths
+        return self.master_key_file
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the software key store keeps its encrypted keys."""
+        return self.data_dir / "keys"
+
+
+def _config_path(overrides: dict[str, Any]) -> Path:
+    if overrides.get("config_file"):
+        return Path(overrides["config_file"])
+    if os.environ.get(ENV_PREFIX + "CONFIG_FILE"):
+        return Path(os.environ[ENV_PREFIX + "CONFIG_FILE"])
+    data_dir = overrides.get("data_dir") or os.environ.get(ENV_PREFIX + "DATA_DIR")
+    return Path(data_dir).expanduser() if data_dir else _default_data_dir()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings. A value from the TOML file applies only where no environment variable
+    and no override names it, so the environment wins over the file."""
+    path = _config_path(overrides)
+    if path.is_dir() or not path.suffix:
+        path = path / "interca.toml"
+    file_values: dict[str, Any] = {}
+    if path.is_file():
+        with path.open("rb") as fh:
+            file_values = tomllib.load(fh)
+    from_file = {
+        k: v
+        for k, v in file_values.items()
+        if k in Settings.model_fields and ENV_PREFIX + k.upper() not in os.environ and k not in overrides
+    }
+    return Settings(**from_file, **overrides)

@@ -1,0 +1,127 @@
+"""Error kinds of the core, each with a stable code.
+
+The core raises these; the edges map them: `interca.api.errors` holds the one kind -> HTTP status
+table, the CLI maps them to exit status 1. No HTTP knowledge lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from interca.domain.x509.findings import Finding
+
+
+class IntercaError(Exception):
+    """Base of every expected failure. `code` is the ZIA error code; `message` is safe to show."""
+
+    code = "UNEXPECTED_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(IntercaError):
+    """A request field, body or upload is not acceptable (ZIA INVALID_INPUT_ARGUMENT)."""
+
+    code = "INVALID_INPUT_ARGUMENT"
+
+
+class InvalidState(InvalidInput):
+    """The operation is not allowed in the certificate's lifecycle state (api.md §4.3)."""
+
+
+class FindingsError(InvalidInput):
+    """An upload or finalize was refused; carries every finding (certificates.md §1).
+
+    The message is every error message joined by one space, so it starts with the first `[id]`.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = list(findings)
+        errors = [f.message for f in self.findings if f.severity == "error"]
+        super().__init__(" ".join(errors))
+
+
+class BuiltinGuard(IntercaError):
+    """The operation does not apply to the built-in certificate (api.md §4.5)."""
+
+    code = "INVALID_INPUT_ARGUMENT"
+
+    def __init__(self) -> None:
+        super().__init__("This operation is not applicable for the built-in certificate")
+
+
+class NotFound(IntercaError):
+    code = "RESOURCE_NOT_FOUND"
+
+
+class EditLockBusy(IntercaError):
+    code = "EDIT_LOCK_NOT_AVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("Another change to this certificate is in progress; retry in a few seconds.")
+
+
+class LimitExceeded(IntercaError):
+    code = "LIMIT_EXCEEDED"
+
+
+class NotSubscribed(IntercaError):
+    code = "NOT_SUBSCRIBED"
+
+
+class NotAuthorized(IntercaError):
+    code = "NOT_AUTHORIZED"
+
+    def __init__(self, message: str = "This operation requires the admin role.") -> None:
+        super().__init__(message)
+
+
+class SessionNotValid(IntercaError):
+    """No valid session or token. `bearer` tells the edge which message and header to use."""
+
+    code = "SESSION_NOT_VALID"
+
+    def __init__(self, bearer: bool = False) -> None:
+        self.bearer = bearer
+        super().__init__(
+            "The access token is not valid or has expired; request a new token."
+            if bearer
+            else "The session is not valid or has expired; log in again."
+        )
+
+
+class LoginFailed(IntercaError):
+    """Legacy login refused; one message for every cause so nothing leaks (api.md §5.3)."""
+
+    code = "INVALID_USERNAME_OR_PASSWORD"
+
+    def __init__(self) -> None:
+        super().__init__("Invalid email or password")
+
+
+class OAuthError(IntercaError):
+    """RFC 6749 §5.2 token endpoint error; `error` is the RFC error code."""
+
+    def __init__(self, error: str, description: str) -> None:
+        self.error = error
+        super().__init__(description)
+
+
+class ServiceUnavailable(IntercaError):
+    """A key store (HSM) or the database cannot be reached right now."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+class KeyStoreError(IntercaError):
+    """A key store failed; `error_id` is the stable id of hsm.md §6 (e.g. `hsm_unavailable`)."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, error_id: str, message: str) -> None:
+        self.error_id = error_id
+        super().__init__(f"[{error_id}] {message}")

@@ -1,0 +1,1 @@
+"""Where private keys live: one protocol (`base.KeyStore`), several backends."""

@@ -1,0 +1,81 @@
+"""The key store protocol and the registry that picks a store for a key.
+
+A CA record stores a key *reference* (a URI such as `software:<id>` or an RFC 7512
+`pkcs11:` URI), never a key. Services depend on this module only; the composition root
+(`interca.app`) decides which concrete stores exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PublicKeyTypes,
+)
+
+from interca.domain.models import CaType, KeyType, Region
+from interca.errors import KeyStoreError
+
+
+class KeyStore(Protocol):
+    """A place that generates keys and signs with them without giving them away."""
+
+    scheme: str
+    """The URI scheme of the references this store hands out (`software`, `pkcs11`)."""
+
+    def create_key(self, key_type: KeyType, label: str) -> str:
+        """Generate a new key pair of `key_type` and return its reference.
+
+        Slow (RSA-4096 takes about a second): call it from a worker thread, never on the event
+        loop, and outside any open write transaction. Raises `KeyStoreError` when the store is
+        unavailable; nothing is left behind that a later call could mistake for a key."""
+        ...
+
+    def signer(self, ref: str) -> CertificateIssuerPrivateKeyTypes:
+        """A private-key object that `cryptography`'s builders can sign with. For hardware stores
+        it only implements `sign`, `public_key` and `key_size`. Raises `KeyStoreError`."""
+        ...
+
+    def public_key(self, ref: str) -> PublicKeyTypes:
+        """The key's public half. Raises `KeyStoreError` if the reference is unknown."""
+        ...
+
+    def destroy(self, ref: str) -> None:
+        """Destroy the key for good. Destroying an unknown reference is not an error (idempotent)."""
+        ...
+
+
+class KeyStores:
+    """The key stores of this deployment, looked up by reference scheme or by CA type and region."""
+
+    def __init__(self, software: KeyStore, hsm_by_region: Mapping[Region, KeyStore] | None = None) -> None:
+        self._software = software
+        self._hsm = dict(hsm_by_region or {})
+
+    def for_new_key(self, ca_type: CaType, region: Region) -> KeyStore:
+        """The store a new key of this CA goes to."""
+        if ca_type is CaType.CUSTOM_HSM:
+            try:
+                return self._hsm[region]
+            except KeyError:
+                raise KeyStoreError(
+                    "hsm_module_not_loadable",
+                    f"No HSM is configured for region {region.value}; set INTERCA_HSM_MODULE "
+                    f"(or INTERCA_HSM_{region.value}_MODULE) to a PKCS#11 module and restart.",
+                ) from None
+        return self._software
+
+    def for_ref(self, ref: str) -> KeyStore:
+        """The store that owns an existing reference."""
+        scheme = ref.split(":", 1)[0]
+        for store in (self._software, *self._hsm.values()):
+            if store.scheme == scheme and (scheme != "pkcs11" or _same_token(store, ref)):
+                return store
+        raise KeyStoreError("key_not_found", "The key store holding this certificate's key is not configured.")
+
+
+def _same_token(store: KeyStore, ref: str) -> bool:
+    owns = getattr(store, "owns", None)
+    return bool(owns(ref)) if owns else True

@@ -1,0 +1,22 @@
+"""The services of one running deployment, built by the composition root (`interca.app`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interca.auth.authenticator import Authenticator
+from interca.service.certificates import CertificateService
+from interca.service.context import ServiceContext
+from interca.service.lifecycle import LifecycleService
+
+
+@dataclass
+class Services:
+    ctx: ServiceContext
+    auth: Authenticator
+    certificates: CertificateService
+    lifecycle: LifecycleService
+
+    @classmethod
+    def build(cls, ctx: ServiceContext, auth: Authenticator) -> Services:
+        return cls(ctx, auth, CertificateService(ctx), LifecycleService(ctx))

@@ -1,0 +1,160 @@
+"""Shared fixtures: settings in temporary directories, a real SQLite database per test (copied
+from one initialised template so the built-in CA's RSA keys are made once per session), the
+test PKI, and a real HTTP server on a loopback port that serves each test's own app."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from interca.app import build_services, create_app, prepare
+from interca.clock import FrozenClock, SystemClock
+from interca.config import Settings, load_settings
+from interca.domain.principal import Role
+from interca.service.registry import Services
+from tests.pki import TestPKI
+
+R = "/api/v1/intermediateCaCertificate"
+ZR = "/zia/api/v1/intermediateCaCertificate"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests set their settings explicitly; a developer's INTERCA_* variables must not leak in."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("INTERCA_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pki() -> TestPKI:
+    return TestPKI()
+
+
+@pytest.fixture(scope="session")
+def template_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory initialised once: master key, schema, deployment, built-in CA."""
+    data = tmp_path_factory.mktemp("template") / "data"
+    services = prepare(load_settings(data_dir=data))
+    services.ctx.db.dispose()
+    return data
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return load_settings(data_dir=data_dir, rate_limit_profile="off", **overrides)
+
+
+@pytest.fixture
+def data_dir(template_data_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(template_data_dir, target)
+    return target
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return make_settings(data_dir)
+
+
+@pytest.fixture
+def clock() -> SystemClock:
+    return SystemClock()
+
+
+@pytest.fixture
+def frozen_clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def services(settings: Settings, clock: SystemClock) -> Iterator[Services]:
+    svc = build_services(settings, clock)
+    yield svc
+    svc.ctx.db.dispose()
+
+
+class _AppHolder:
+    """One uvicorn server for the whole session; each test plugs its own app in."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            return
+        await self.app(scope, receive, send)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[tuple[str, _AppHolder]]:
+    holder = _AppHolder()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(holder, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.02)
+    yield f"http://127.0.0.1:{port}", holder
+    server.should_exit = True
+    thread.join(5)
+
+
+@dataclass
+class Api:
+    """A test's view of a running server: its base URL, services, and ready credentials."""
+
+    base: str
+    services: Services
+    admin: httpx.Client  # bearer token of an admin OAuth client
+    auditor: httpx.Client
+    anon: httpx.Client
+    client_id: str
+    client_secret: str
+
+    def create(self, name: str = "Branch CA", **fields: Any) -> dict[str, Any]:
+        resp = self.admin.post(R, json={"name": name, "type": "CUSTOM_SW", **fields})
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+
+def _bearer(base: str, services: Services, role: Role) -> tuple[httpx.Client, str, str]:
+    client_id, secret = services.auth.add_client(f"test {role.value}", role)
+    assert secret is not None
+    token = services.auth.issue_token(
+        {"grant_type": ["client_credentials"], "client_id": [client_id], "client_secret": [secret]}, None
+    ).access_token
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60), client_id, secret
+
+
+@pytest.fixture
+def api(http_server: tuple[str, _AppHolder], settings: Settings, services: Services) -> Iterator[Api]:
+    base, holder = http_server
+    holder.app = create_app(settings, services)
+    admin, client_id, secret = _bearer(base, services, Role.ADMIN)
+    auditor, _, _ = _bearer(base, services, Role.AUDITOR)
+    anon = httpx.Client(base_url=base, timeout=60)
+    yield Api(base, services, admin, auditor, anon, client_id, secret)
+    for c in (admin, auditor, anon):
+        c.close()
+    holder.app = None
