@@ -43,13 +43,41 @@ def pki() -> TestPKI:
     return TestPKI()
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What the template deployment was given: an admin and an auditor OAuth client with
+    tokens already issued (password hashing is deliberately slow, so it is done once)."""
+
+    admin_id: str
+    admin_secret: str
+    admin_token: str
+    auditor_token: str
+
+
 @pytest.fixture(scope="session")
-def template_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory initialised once: master key, schema, deployment, built-in CA."""
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Credentials]:
+    """A data directory initialised once: master key, schema, deployment, built-in CA, clients."""
     data = tmp_path_factory.mktemp("template") / "data"
     services = prepare(load_settings(data_dir=data))
+    tokens = []
+    for role in (Role.ADMIN, Role.AUDITOR):
+        client_id, secret = services.auth.add_client(f"test {role.value}", role)
+        assert secret is not None
+        form = {"grant_type": ["client_credentials"], "client_id": [client_id], "client_secret": [secret]}
+        tokens.append((client_id, secret, services.auth.issue_token(form, None).access_token))
     services.ctx.db.dispose()
-    return data
+    (admin_id, admin_secret, admin_token), (_, _, auditor_token) = tokens
+    return data, Credentials(admin_id, admin_secret, admin_token, auditor_token)
+
+
+@pytest.fixture(scope="session")
+def template_data_dir(template: tuple[Path, Credentials]) -> Path:
+    return template[0]
+
+
+@pytest.fixture(scope="session")
+def credentials(template: tuple[Path, Credentials]) -> Credentials:
+    return template[1]
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -138,23 +166,28 @@ class Api:
         return resp.json()
 
 
-def _bearer(base: str, services: Services, role: Role) -> tuple[httpx.Client, str, str]:
-    client_id, secret = services.auth.add_client(f"test {role.value}", role)
-    assert secret is not None
-    token = services.auth.issue_token(
-        {"grant_type": ["client_credentials"], "client_id": [client_id], "client_secret": [secret]}, None
-    ).access_token
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60), client_id, secret
+def _bearer(base: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
 @pytest.fixture
-def api(http_server: tuple[str, _AppHolder], settings: Settings, services: Services) -> Iterator[Api]:
+def api(
+    http_server: tuple[str, _AppHolder], settings: Settings, services: Services, credentials: Credentials
+) -> Iterator[Api]:
     base, holder = http_server
     holder.app = create_app(settings, services)
-    admin, client_id, secret = _bearer(base, services, Role.ADMIN)
-    auditor, _, _ = _bearer(base, services, Role.AUDITOR)
+    admin = _bearer(base, credentials.admin_token)
+    auditor = _bearer(base, credentials.auditor_token)
     anon = httpx.Client(base_url=base, timeout=60)
-    yield Api(base, services, admin, auditor, anon, client_id, secret)
+    yield Api(base, services, admin, auditor, anon, credentials.admin_id, credentials.admin_secret)
     for c in (admin, auditor, anon):
         c.close()
     holder.app = None
+
+
+@pytest.fixture
+def live_server(template_data_dir: Path, tmp_path: Path) -> Iterator[Any]:
+    """A real `interca serve` process with a fresh data directory (see tests/live.py)."""
+    from tests.live import live_server_fixture
+
+    yield from live_server_fixture(template_data_dir, tmp_path, free_port())

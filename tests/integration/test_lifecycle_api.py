@@ -6,17 +6,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import R, ZR, Api
+from tests.integration.helpers import CSR_FIELDS, upload
 from tests.pki import TestPKI, pem
-
-CSR_FIELDS = {
-    "csrFileName": "branch",
-    "commName": "Branch Inspection CA",
-    "orgName": "Example Org",
-    "deptName": "Security",
-    "city": "London",
-    "state": "England",
-    "country": "COUNTRY_GB",
-}
 
 FULL_ORDER = [
     "id", "name", "type", "region", "status", "defaultCertificate", "keyType", "fallbackCertId",
@@ -30,19 +21,6 @@ def assert_ordered(body: dict, order: list[str]) -> None:
     keys = list(body)
     assert keys == [k for k in order if k in body], keys
     assert None not in body.values()
-
-
-def upload(api: Api, path: str, ca_id: int, data: bytes, filename: str = "certificate.pem"):  # noqa: ANN201
-    return api.admin.post(f"{R}/{path}/{ca_id}", files={"fileUpload": (filename, data, "application/octet-stream")})
-
-
-def signed_intermediate(api: Api, pki: TestPKI, ca_id: int, **fields: object) -> x509.Certificate:
-    """keyPair -> generateCsr -> sign with the test root; returns the signed certificate."""
-    assert api.admin.post(f"{R}/keyPair/{ca_id}").status_code == 200
-    resp = api.admin.post(f"{R}/generateCsr/{ca_id}", json={**CSR_FIELDS, **fields})
-    assert resp.status_code == 200, resp.text
-    csr = x509.load_pem_x509_csr(api.admin.get(f"{R}/downloadCsr/{ca_id}").content)
-    return pki.sign_ca(csr)
 
 
 def test_whole_lifecycle(api: Api, pki: TestPKI) -> None:
@@ -86,7 +64,7 @@ def test_whole_lifecycle(api: Api, pki: TestPKI) -> None:
     }  # fmt: skip
 
     cert = pki.sign_ca(csr)
-    up = upload(api, "uploadCert", ca_id, pem(cert))
+    up = upload(api.admin, "uploadCert", ca_id, pem(cert))
     assert up.status_code == 200, up.text
     body = up.json()
     assert body["currentState"] == "INTCERT_UPLOAD_DONE"
@@ -95,7 +73,7 @@ def test_whole_lifecycle(api: Api, pki: TestPKI) -> None:
     assert body["certExpDate"] == int(cert.not_valid_after_utc.timestamp())
     assert_ordered(body, FULL_ORDER)
 
-    chain = upload(api, "uploadCertChain", ca_id, pem(pki.root.cert), "root.pem")
+    chain = upload(api.admin, "uploadCertChain", ca_id, pem(pki.root.cert), "root.pem")
     assert chain.status_code == 200, chain.text
     assert chain.json()["currentState"] == "CERTCHAIN_UPLOAD_DONE"
     assert chain.json()["uploadedCertChainFileName"] == "root.pem"
