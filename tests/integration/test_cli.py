@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 from cryptography import x509
-
 from tests.conftest import R, free_port
 from tests.live import LiveServer
 from tests.pki import TestPKI, new_key, openssl_sign_csr
@@ -35,7 +34,9 @@ CSR_OPTIONS = [
 # helpers -----------------------------------------------------------------------------------
 
 
-def interca(*args: str, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def interca(
+    *args: str, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*INTERCA, *args], env=env, input=stdin, cwd=cwd, capture_output=True, text=True, timeout=120
     )
@@ -47,14 +48,18 @@ def flat(text: str) -> str:
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
     assert "Traceback" not in result.stderr
     return result.stdout
 
 
 def refused(result: subprocess.CompletedProcess[str]) -> str:
     """Exit 1 with a message on stderr and no traceback; returns the flattened stderr."""
-    assert result.returncode == 1, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.returncode == 1, (
+        f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.stderr.strip(), "a refusal must say why on stderr"
     return flat(result.stderr)
@@ -68,12 +73,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def ca_env(server: LiveServer, **extra: str) -> dict[str, str]:
     """What an administrator on another machine has: the URL and an OAuth client, no data dir."""
-    return clean_env(
-        INTERCA_URL=server.base,
-        INTERCA_CLIENT_ID=server.client_id,
-        INTERCA_CLIENT_SECRET=server.client_secret,
-        **extra,
-    )
+    given = {
+        "INTERCA_URL": server.base,
+        "INTERCA_CLIENT_ID": server.client_id,
+        "INTERCA_CLIENT_SECRET": server.client_secret,
+    }
+    return clean_env(**{**given, **extra})
 
 
 def record_id(output: str) -> int:
@@ -96,7 +101,9 @@ def bearer(base: str, client_id: str, secret: str) -> httpx.Client:
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["token_type"] == "Bearer"
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {resp.json()['access_token']}"}, timeout=30)
+    return httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {resp.json()['access_token']}"}, timeout=30
+    )
 
 
 def server_record(server: LiveServer, cert_id: int) -> dict[str, Any]:
@@ -120,7 +127,12 @@ def test_obfuscation_matches_the_worked_example_of_the_spec() -> None:
 
 def legacy_login(base: str, api_key: str, username: str, password: str) -> httpx.Response:
     ts = str(int(time.time() * 1000))
-    body = {"apiKey": obfuscate(api_key, ts), "username": username, "password": password, "timestamp": int(ts)}
+    body = {
+        "apiKey": obfuscate(api_key, ts),
+        "username": username,
+        "password": password,
+        "timestamp": int(ts),
+    }
     return httpx.post(base + SESSION, json=body, timeout=30)
 
 
@@ -159,7 +171,8 @@ def test_ca_lifecycle_signed_by_the_lab_root(live_server: LiveServer, tmp_path: 
     listed = ok(interca("ca", "list", env=env))
     assert re.search(r"^\W*1\W.*ZSCALER", listed, re.M), listed
     wide = flat(ok(interca("ca", "list", env={**env, "COLUMNS": "250"})))
-    assert re.search(r"\b1 │ Built-in Intermediate CA Certificate │ ZSCALER │ GLOBAL │ ENABLED │ True │ RSA_2K │ CERT_READY\b", wide), wide
+    cells = ["1", "Built-in Intermediate CA Certificate", "ZSCALER", "GLOBAL", "ENABLED", "True", "RSA_2K"]
+    assert "│ " + " │ ".join([*cells, "CERT_READY"]) + " │" in wide, wide
 
     created = ok(interca("ca", "create", "Branch CA", "--key-type", "EC_P256", env=env))
     cert_id = record_id(created)
@@ -174,7 +187,9 @@ def test_ca_lifecycle_signed_by_the_lab_root(live_server: LiveServer, tmp_path: 
     public_pem = keypair[keypair.index("-----BEGIN PUBLIC KEY-----") :]
     assert public_pem.strip() == server_record(live_server, cert_id)["publicKey"].strip()
 
-    out = flat(ok(interca("ca", "csr", str(cert_id), *CSR_OPTIONS, "--out", "csr.pem", env=env, cwd=tmp_path)))
+    out = flat(
+        ok(interca("ca", "csr", str(cert_id), *CSR_OPTIONS, "--out", "csr.pem", env=env, cwd=tmp_path))
+    )
     assert f"CSR generated for certificate {cert_id}. Saved to csr.pem." in out
     out = flat(ok(interca("ca", "download-csr", str(cert_id), "--out", "x.csr", env=env, cwd=tmp_path)))
     assert "Saved x.csr." in out
@@ -189,7 +204,9 @@ def test_ca_lifecycle_signed_by_the_lab_root(live_server: LiveServer, tmp_path: 
     # The lab helper plays the organisation's root.
     out = flat(ok(interca("lab", "init-root", "lab", env=clean_env(), cwd=tmp_path)))
     assert "Lab root created" in out
-    out = flat(ok(interca("lab", "sign-csr", "lab", "csr.pem", "--out", "cert.pem", env=clean_env(), cwd=tmp_path)))
+    out = flat(
+        ok(interca("lab", "sign-csr", "lab", "csr.pem", "--out", "cert.pem", env=clean_env(), cwd=tmp_path))
+    )
     assert "Signed (lab helper): CN=Branch Inspection CA" in out
     cert = x509.load_pem_x509_certificate((tmp_path / "cert.pem").read_bytes())
     assert cert.public_key().public_numbers() == csr.public_key().public_numbers()
@@ -230,60 +247,82 @@ def test_ca_lifecycle_signed_by_the_lab_root(live_server: LiveServer, tmp_path: 
     assert f"Certificate {spare} deleted." in out
     msg = refused(interca("ca", "show", str(spare), env=env))
     assert f"Certificate {spare} not found." in msg
-    ids = [row["id"] for row in bearer(live_server.base, live_server.client_id, live_server.client_secret).get(R).json()]
+    ids = [
+        row["id"]
+        for row in bearer(live_server.base, live_server.client_id, live_server.client_secret).get(R).json()
+    ]
     assert ids == [1, cert_id]
 
 
-def test_ca_upload_cert_for_another_key_is_refused_with_its_finding_id(
+def test_ca_refusals_then_a_csr_signed_with_openssl(
     live_server: LiveServer, pki: TestPKI, tmp_path: Path
 ) -> None:
-    env = ca_env(live_server)
-    cert_id, _csr = create_with_csr(env, "Mismatch CA", tmp_path)
-    other = pki.sign_ca(new_key("ec").public_key(), subject="CN=Branch Inspection CA")
-    wrong = tmp_path / "other.pem"
-    wrong.write_bytes(pki.pem(other))
+    # Credentials given wrong: exit 1, a clear message, no secret echoed.
+    wrong_secret = "Wr0ngSecretValueThatMustNotBeEchoed"
+    for bad in (
+        ca_env(live_server, INTERCA_CLIENT_SECRET=wrong_secret),
+        ca_env(live_server, INTERCA_CLIENT_ID="no-such-client", INTERCA_CLIENT_SECRET=wrong_secret),
+    ):
+        result = interca("ca", "list", env=bad)
+        msg = refused(result)
+        assert "Client authentication failed." in msg and "invalid_client" in msg, msg
+        assert wrong_secret not in result.stdout + result.stderr
+        assert live_server.client_secret not in result.stdout + result.stderr
+    missing = ca_env(live_server)
+    del missing["INTERCA_CLIENT_SECRET"]
+    assert "Set INTERCA_CLIENT_ID and INTERCA_CLIENT_SECRET" in refused(interca("ca", "list", env=missing))
+    auditor = ca_env(
+        live_server,
+        INTERCA_CLIENT_ID=live_server.auditor_id,
+        INTERCA_CLIENT_SECRET=live_server.auditor_secret,
+    )
+    result = interca("ca", "create", "Not Allowed", env=auditor)
+    assert "This operation requires the admin role." in refused(result)
+    assert live_server.auditor_secret not in result.stdout + result.stderr
 
-    msg = refused(interca("ca", "upload-cert", str(cert_id), str(wrong), env=env))
+    env = ca_env(live_server)
+    cert_id, _csr = create_with_csr(env, "OpenSSL CA", tmp_path)
+
+    # A certificate for another key: refused, with the finding's id in front, and nothing stored.
+    other = pki.sign_ca(new_key("ec").public_key(), subject="CN=Branch Inspection CA")
+    (tmp_path / "other.pem").write_bytes(pki.pem(other))
+    msg = refused(interca("ca", "upload-cert", str(cert_id), "other.pem", env=env, cwd=tmp_path))
     assert "[public_key_mismatch]" in msg
     assert "The certificate's public key does not match the key pair generated for this certificate." in msg
     record = server_record(live_server, cert_id)
     assert record["currentState"] == "CSRGEN_DONE"
     assert "uploadedCertFileName" not in record
 
+    # The downloaded CSR signed by the organisation's root with the openssl command line.
+    ok(interca("ca", "download-csr", str(cert_id), env=env, cwd=tmp_path))  # under the server's file name
+    downloaded = tmp_path / "intermediate.csr"
+    assert downloaded.read_bytes() == _csr.read_bytes()
+    cert_pem = openssl_sign_csr(
+        downloaded.read_bytes(), pki.root.cert_pem, pki.root.key_pem, tmp_path / "ossl"
+    )
+    (tmp_path / "signed.pem").write_bytes(cert_pem)
+    (tmp_path / "chain.pem").write_bytes(pki.root.cert_pem)
 
-def test_ca_with_the_server_down_says_so_without_a_traceback(live_server: LiveServer) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    result = interca("ca", "--url", closed, "list", env=ca_env(live_server))
+    out = flat(ok(interca("ca", "upload-cert", str(cert_id), "signed.pem", env=env, cwd=tmp_path)))
+    assert f"Certificate {cert_id} is now INTCERT_UPLOAD_DONE." in out
+    out = flat(ok(interca("ca", "upload-chain", str(cert_id), "chain.pem", env=env, cwd=tmp_path)))
+    assert f"Certificate {cert_id} is now CERTCHAIN_UPLOAD_DONE." in out
+    out = flat(ok(interca("ca", "finalize", str(cert_id), env=env)))
+    assert f"Certificate {cert_id} is now CERT_READY." in out
+    record = server_record(live_server, cert_id)
+    assert record["currentState"] == "CERT_READY"
+    assert record["uploadedCertFileName"] == "signed.pem"
+    not_after = x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+    assert record["certExpDate"] == int(not_after.timestamp())
+
+
+def test_ca_with_the_server_down_says_so_without_a_traceback() -> None:
+    secret = "S3cretOfAClientThatMustNotBeEchoed"
+    env = clean_env(INTERCA_CLIENT_ID="interca-0123456789abcdef", INTERCA_CLIENT_SECRET=secret)
+    result = interca("ca", "--url", f"http://127.0.0.1:{free_port()}", "list", env=env)
     msg = refused(result)
     assert re.search(r"connect|reach|refused|unavailable|not running", msg, re.I), msg
-    assert live_server.client_secret not in result.stdout + result.stderr
-
-
-# 2. credentials given wrong -------------------------------------------------------------------------
-
-
-def test_ca_with_wrong_credentials_refuses_clearly_and_echoes_no_secret(live_server: LiveServer) -> None:
-    wrong_secret = "Wr0ngSecretValueThatMustNotBeEchoed"
-    for env in (
-        ca_env(live_server, INTERCA_CLIENT_SECRET=wrong_secret),
-        ca_env(live_server, INTERCA_CLIENT_ID="no-such-client", INTERCA_CLIENT_SECRET=wrong_secret),
-    ):
-        result = interca("ca", "list", env=env)
-        msg = refused(result)
-        assert "Client authentication failed." in msg and "invalid_client" in msg, msg
-        assert wrong_secret not in result.stdout + result.stderr
-        assert live_server.client_secret not in result.stdout + result.stderr
-
-    # An auditor's credentials work, but a change is refused by its role.
-    auditor = ca_env(live_server, INTERCA_CLIENT_ID=live_server.auditor_id, INTERCA_CLIENT_SECRET=live_server.auditor_secret)
-    result = interca("ca", "create", "Not Allowed", env=auditor)
-    assert "This operation requires the admin role." in refused(result)
-    assert live_server.auditor_secret not in result.stdout + result.stderr
-
-    missing = ca_env(live_server)
-    del missing["INTERCA_CLIENT_SECRET"]
-    msg = refused(interca("ca", "list", env=missing))
-    assert "Set INTERCA_CLIENT_ID and INTERCA_CLIENT_SECRET" in msg
+    assert secret not in result.stdout + result.stderr
 
 
 # 3. commands on the data directory ------------------------------------------------------------------
@@ -300,12 +339,13 @@ def test_users_clients_and_api_key_rotation(live_server: LiveServer) -> None:
     assert len(bob_password) >= 12
 
     carol_password = "correct horse battery staple"
-    out = ok(interca("users", "add", "carol@example.com", "--password-stdin", env=env, stdin=carol_password + "\n"))
+    out = ok(
+        interca("users", "add", "carol@example.com", "--password-stdin", env=env, stdin=carol_password + "\n")
+    )
     assert "User carol@example.com added with role admin." in flat(out)
     assert carol_password not in out
     msg = refused(interca("users", "add", "dave@example.com", "--password-stdin", env=env, stdin="short\n"))
     assert "at least 12 characters" in msg
-    refused(interca("users", "add", "erin@example.com", "--role", "root", env=env))
 
     out = ok(interca("clients", "add", "ci", "--role", "admin", "--json", env=env))
     made = json.loads(out)
@@ -329,132 +369,95 @@ def test_users_clients_and_api_key_rotation(live_server: LiveServer) -> None:
     new_key = out.strip().splitlines()[-1].strip()
     assert re.fullmatch(r"[A-Za-z0-9]{12,}", new_key), out
     assert new_key != old_key
-    assert ok(interca("apikey", "show", env=env)).strip() == new_key
 
     assert session_valid(live_server.base, bob) == 401
     assert session_valid(live_server.base, carol) == 401
     stale = legacy_login(live_server.base, old_key, "bob@example.com", bob_password)
     assert stale.status_code == 400, stale.text
-    assert session_valid(live_server.base, session_cookie(legacy_login(live_server.base, new_key, "bob@example.com", bob_password))) == 200
+    assert (
+        session_valid(
+            live_server.base,
+            session_cookie(legacy_login(live_server.base, new_key, "bob@example.com", bob_password)),
+        )
+        == 200
+    )
 
 
 def _db_snapshot(data_dir: Path) -> dict[str, Any]:
     with sqlite3.connect(f"file:{data_dir / 'interca.db'}?mode=ro", uri=True) as db:
         return {
             "schema": db.execute("SELECT version_num FROM alembic_version").fetchall(),
-            "tables": db.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").fetchall(),
-            "users": db.execute("SELECT COUNT(*) FROM users").fetchone()[0],
-            "clients": db.execute("SELECT COUNT(*) FROM oauth_clients").fetchone()[0],
-            "certificates": db.execute("SELECT COUNT(*) FROM certificates").fetchone()[0],
+            "tables": db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+            ).fetchall(),
+            "deployment": db.execute("SELECT * FROM deployment").fetchall(),  # the sealed API key too
+            "users": db.execute("SELECT username FROM users").fetchall(),
+            "clients": db.execute("SELECT client_id FROM oauth_clients").fetchall(),
+            "certificates": db.execute("SELECT id, name FROM certificates").fetchall(),
         }
 
 
-def test_init_on_a_fresh_data_dir_then_again_and_db_upgrade(tmp_path: Path) -> None:
-    data = tmp_path / "fresh"
+# 3 and 5. `make serve`'s entry: `init --admin` on a fresh data dir, then `serve` --------------------
+
+
+def test_init_twice_db_upgrade_then_serve_as_make_serve_does(tmp_path: Path) -> None:
+    data = tmp_path / "data"
     env = clean_env(INTERCA_DATA_DIR=str(data))
 
-    first = ok(interca("init", "--admin", "x@example.com", env=env))
+    first = ok(interca("init", "--admin", "admin@example.com", env=env))
     assert "First admin created" in first
-    assert re.search(r"username x@example\.com\s+password \S{12,}", first), first
-    password = re.search(r"password (\S+)", first).group(1)  # type: ignore[union-attr]
-    api_key = re.search(r"Org API key:\s+(\S+)", first).group(1)  # type: ignore[union-attr]
-    secret = re.search(r"INTERCA_CLIENT_SECRET=(\S+)", first).group(1)  # type: ignore[union-attr]
-    assert re.fullmatch(r"[A-Za-z0-9]{12,}", api_key)
-    assert ok(interca("apikey", "show", env=env)).strip() == api_key
+    login = re.search(r"username admin@example\.com\s+password (\S{12,})", first)
+    client = re.search(r"INTERCA_CLIENT_ID=(\S+) INTERCA_CLIENT_SECRET=(\S+)", first)
+    key = re.search(r"Org API key:\s+([A-Za-z0-9]{12,})\s", first)
+    assert login and client and key, first
+    password, (client_id, secret), api_key = login.group(1), client.groups(), key.group(1)
     after_init = _db_snapshot(data)
-    assert after_init["users"] == 1 and after_init["clients"] == 1 and after_init["certificates"] == 1
+    assert after_init["users"] == [("admin@example.com",)]
+    assert len(after_init["clients"]) == 1 and after_init["certificates"][0][0] == 1
 
-    second = ok(interca("init", "--admin", "y@example.com", env=env))
+    # A second init (what every `make serve` runs) shows no secret again and adds no admin.
+    second = ok(interca("init", "--admin", "other@example.com", env=env))
     assert "First admin created" not in second
     assert "Users exist already" in flat(second)
     for shown_once in (password, secret):
         assert shown_once not in second
-    assert _db_snapshot(data) == after_init  # no second admin, no second client
-
-    for _ in range(2):
-        assert "Database schema is current." in ok(interca("db", "upgrade", env=env))
     assert _db_snapshot(data) == after_init
-    assert ok(interca("apikey", "show", env=env)).strip() == api_key
 
-
-def test_init_without_admin_on_an_empty_data_dir_creates_no_user(tmp_path: Path) -> None:
-    data = tmp_path / "empty"
-    out = flat(ok(interca("init", env=clean_env(INTERCA_DATA_DIR=str(data)))))
-    assert "No user yet: create one with 'interca users add EMAIL --role admin'." in out
-    assert _db_snapshot(data)["users"] == 0
-
-
-# 4. signing with the openssl command line -------------------------------------------------------
-
-
-def test_ca_csr_signed_with_openssl_then_uploaded_and_finalized(
-    live_server: LiveServer, pki: TestPKI, tmp_path: Path
-) -> None:
-    env = ca_env(live_server)
-    cert_id, _csr = create_with_csr(env, "OpenSSL CA", tmp_path)
-    ok(interca("ca", "download-csr", str(cert_id), env=env, cwd=tmp_path))  # the server's file name
-    downloaded = tmp_path / "intermediate.csr"
-    assert downloaded.is_file()
-
-    cert_pem = openssl_sign_csr(downloaded.read_bytes(), pki.root.cert_pem, pki.root.key_pem, tmp_path / "openssl")
-    (tmp_path / "signed.pem").write_bytes(cert_pem)
-    (tmp_path / "chain.pem").write_bytes(pki.root.cert_pem)
-
-    out = flat(ok(interca("ca", "upload-cert", str(cert_id), "signed.pem", env=env, cwd=tmp_path)))
-    assert f"Certificate {cert_id} is now INTCERT_UPLOAD_DONE." in out
-    out = flat(ok(interca("ca", "upload-chain", str(cert_id), "chain.pem", env=env, cwd=tmp_path)))
-    assert f"Certificate {cert_id} is now CERTCHAIN_UPLOAD_DONE." in out
-    out = flat(ok(interca("ca", "finalize", str(cert_id), env=env)))
-    assert f"Certificate {cert_id} is now CERT_READY." in out
-
-    record = server_record(live_server, cert_id)
-    assert record["currentState"] == "CERT_READY"
-    assert record["uploadedCertFileName"] == "signed.pem"
-    assert record["certExpDate"] == int(x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp())
-
-
-# 5. `make serve`'s entry --------------------------------------------------------------------------
-
-
-def test_init_then_serve_as_make_serve_does(tmp_path: Path) -> None:
-    env = clean_env(INTERCA_DATA_DIR=str(tmp_path / "data"))
-    out = ok(interca("init", "--admin", "admin@example.com", env=env))
-    match = re.search(r"INTERCA_CLIENT_ID=(\S+) INTERCA_CLIENT_SECRET=(\S+)", out)
-    assert match, out
-    client_id, secret = match.groups()
-    password = re.search(r"username admin@example\.com\s+password (\S+)", out).group(1)  # type: ignore[union-attr]
-    api_key = re.search(r"Org API key:\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    assert "Database schema is current." in ok(interca("db", "upgrade", env=env))
+    assert _db_snapshot(data) == after_init
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen([*INTERCA, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                httpx.get(base + SESSION, timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "interca serve did not answer in 30 s"
-                time.sleep(0.1)
-
-        with bearer(base, client_id, secret) as api:
-            rows = api.get(R)
-        assert rows.status_code == 200, rows.text
-        assert [(r["id"], r["type"], r["defaultCertificate"]) for r in rows.json()] == [(1, "ZSCALER", True)]
-
-        # The printed legacy login works too, and the CLI's `ca` commands with the printed client.
-        assert session_valid(base, session_cookie(legacy_login(base, api_key, "admin@example.com", password))) == 200
-        listed = ok(interca("ca", "list", env=clean_env(INTERCA_URL=base, INTERCA_CLIENT_ID=client_id, INTERCA_CLIENT_SECRET=secret)))
-        assert "ZSCALER" in listed
-    finally:
-        server.terminate()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [*INTERCA, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-        log.close()
-    assert "interca listening on" in (tmp_path / "serve.log").read_text()
+            deadline = time.monotonic() + 30
+            while True:
+                assert server.poll() is None, log_path.read_text()
+                try:
+                    httpx.get(base + SESSION, timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "interca serve did not answer in 30 s"
+                    time.sleep(0.1)
+
+            with bearer(base, client_id, secret) as api:
+                rows = api.get(R)
+            assert rows.status_code == 200, rows.text
+            assert [(r["id"], r["type"], r["defaultCertificate"]) for r in rows.json()] == [
+                (1, "ZSCALER", True)
+            ]
+
+            cookie = session_cookie(legacy_login(base, api_key, "admin@example.com", password))
+            assert session_valid(base, cookie) == 200
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(5)
+    assert "interca listening on" in log_path.read_text()
