@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from tests.pki import TestPKI
 
 from interca.app import build_services, create_app, prepare
 from interca.clock import FrozenClock, SystemClock
 from interca.config import Settings, load_settings
 from interca.domain.principal import Role
 from interca.service.registry import Services
-from tests.pki import TestPKI
 
 R = "/api/v1/intermediateCaCertificate"
 ZR = "/zia/api/v1/intermediateCaCertificate"

@@ -90,7 +90,9 @@ def start_live_server(template_data_dir: Path, workdir: Path, port: int, **setti
     return server
 
 
-def live_server_fixture(template_data_dir: Path, workdir: Path, port: int, **settings: str) -> Iterator[LiveServer]:
+def live_server_fixture(
+    template_data_dir: Path, workdir: Path, port: int, **settings: str
+) -> Iterator[LiveServer]:
     server = start_live_server(template_data_dir, workdir, port, **settings)
     try:
         yield server

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-
 _KEY_USAGE_FLAGS = (
     "digital_signature",
     "content_commitment",
@@ -227,9 +226,7 @@ class TestPKI:
     ) -> CA:
         """A well-formed CA under `issuer` (default the root), e.g. an org's policy CA."""
         key = new_key(key_type)
-        cert = self.sign_ca(
-            key.public_key(), subject=cn, issuer=issuer, path_length=path_length, days=1825
-        )
+        cert = self.sign_ca(key.public_key(), subject=cn, issuer=issuer, path_length=path_length, days=1825)
         return CA(key, cert)
 
     pem = staticmethod(pem)

@@ -32,7 +32,9 @@ from interca.storage.locks import Locks
 PREFIXES = ("/api/v1", "/zia/api/v1")
 
 
-def build_services(settings: Settings, clock: Clock | None = None, *, create_master_key: bool = False) -> Services:
+def build_services(
+    settings: Settings, clock: Clock | None = None, *, create_master_key: bool = False
+) -> Services:
     """Open the database and key stores for `settings` (the schema must be current; see
     `interca.storage.migrate`)."""
     clock = clock or SystemClock()

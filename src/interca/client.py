@@ -40,7 +40,11 @@ class IntercaClient:
         """Configured by `INTERCA_URL`, `INTERCA_CLIENT_ID` and `INTERCA_CLIENT_SECRET`."""
         client_id, secret = os.environ.get("INTERCA_CLIENT_ID"), os.environ.get("INTERCA_CLIENT_SECRET")
         if not client_id or not secret:
-            raise ApiError(0, "CONFIGURATION", "Set INTERCA_CLIENT_ID and INTERCA_CLIENT_SECRET (see 'interca clients add').")
+            raise ApiError(
+                0,
+                "CONFIGURATION",
+                "Set INTERCA_CLIENT_ID and INTERCA_CLIENT_SECRET (see 'interca clients add').",
+            )
         return cls(url or os.environ.get("INTERCA_URL", "http://127.0.0.1:8080"), client_id, secret)
 
     def close(self) -> None:
@@ -62,7 +66,9 @@ class IntercaClient:
         )
         if resp.status_code != 200:
             body = _json_or_empty(resp)
-            raise ApiError(resp.status_code, body.get("error", "invalid_client"), body.get("error_description", ""))
+            raise ApiError(
+                resp.status_code, body.get("error", "invalid_client"), body.get("error_description", "")
+            )
         token: str = resp.json()["access_token"]
         return token
 
@@ -70,13 +76,17 @@ class IntercaClient:
         for attempt in range(2):
             if self._token is None:
                 self._token = self._authenticate()
-            resp = self._http.request(method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+            resp = self._http.request(
+                method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
+            )
             if resp.status_code == 401 and attempt == 0:
                 self._token = None  # expired: get a new token once
                 continue
             if resp.status_code >= 400:
                 body = _json_or_empty(resp)
-                raise ApiError(resp.status_code, body.get("code", str(resp.status_code)), body.get("message", ""))
+                raise ApiError(
+                    resp.status_code, body.get("code", str(resp.status_code)), body.get("message", "")
+                )
             return resp
         raise AssertionError("unreachable")
 
@@ -86,11 +96,17 @@ class IntercaClient:
     def _download(self, path: str) -> DownloadedFile:
         resp = self._request("GET", path)
         disposition = resp.headers.get("content-disposition", "")
-        name = disposition.split('filename="', 1)[-1].split('"', 1)[0] if 'filename="' in disposition else "download"
+        name = (
+            disposition.split('filename="', 1)[-1].split('"', 1)[0]
+            if 'filename="' in disposition
+            else "download"
+        )
         return DownloadedFile(name, resp.content)
 
     def _upload(self, path: str, file: Path) -> Any:
-        return self._json("POST", path, files={"fileUpload": (file.name, file.read_bytes(), "application/octet-stream")})
+        return self._json(
+            "POST", path, files={"fileUpload": (file.name, file.read_bytes(), "application/octet-stream")}
+        )
 
     # the API ------------------------------------------------------------------------------
 

@@ -6,12 +6,6 @@ table, the CLI maps them to exit status 1. No HTTP knowledge lives here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from interca.domain.x509.findings import Finding
-
 
 class IntercaError(Exception):
     """Base of every expected failure. `code` is the ZIA error code; `message` is safe to show."""
@@ -31,18 +25,6 @@ class InvalidInput(IntercaError):
 
 class InvalidState(InvalidInput):
     """The operation is not allowed in the certificate's lifecycle state (api.md §4.3)."""
-
-
-class FindingsError(InvalidInput):
-    """An upload or finalize was refused; carries every finding (certificates.md §1).
-
-    The message is every error message joined by one space, so it starts with the first `[id]`.
-    """
-
-    def __init__(self, findings: Sequence[Finding]) -> None:
-        self.findings = list(findings)
-        errors = [f.message for f in self.findings if f.severity == "error"]
-        super().__init__(" ".join(errors))
 
 
 class BuiltinGuard(IntercaError):

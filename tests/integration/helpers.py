@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 from cryptography import x509
-
-from tests.conftest import R, Api
+from tests.conftest import Api, R
 from tests.pki import TestPKI, pem
 
 CSR_FIELDS = {
@@ -26,8 +25,12 @@ def ok(resp: httpx.Response) -> Any:
     return resp.json() if resp.content and resp.headers.get("content-type") == "application/json" else resp
 
 
-def upload(client: httpx.Client, step: str, ca_id: int, data: bytes, filename: str = "certificate.pem") -> httpx.Response:
-    return client.post(f"{R}/{step}/{ca_id}", files={"fileUpload": (filename, data, "application/octet-stream")})
+def upload(
+    client: httpx.Client, step: str, ca_id: int, data: bytes, filename: str = "certificate.pem"
+) -> httpx.Response:
+    return client.post(
+        f"{R}/{step}/{ca_id}", files={"fileUpload": (filename, data, "application/octet-stream")}
+    )
 
 
 STEPS = ["GENERAL_DONE", "KEYGEN_DONE", "PUBKEY_DONE", "CSRGEN_DONE", "INTCERT_UPLOAD_DONE",
@@ -53,7 +56,9 @@ def advance(api: Api, pki: TestPKI, ca_id: int, to: str, **csr_fields: Any) -> N
     assert api.admin.get(f"{R}/{ca_id}").json()["currentState"] == to
 
 
-def new_ca(api: Api, pki: TestPKI, state: str = "GENERAL_DONE", name: str = "Branch CA", **fields: Any) -> int:
+def new_ca(
+    api: Api, pki: TestPKI, state: str = "GENERAL_DONE", name: str = "Branch CA", **fields: Any
+) -> int:
     ca_id: int = api.create(name, keyType="EC_P256", **fields)["id"]
     advance(api, pki, ca_id, state)
     return ca_id

@@ -33,7 +33,13 @@ FULL_ORDER = [
     "uploadedCertChainFileName",
 ]  # fmt: skip
 LITE_ORDER = FULL_ORDER[:12]
-EPOCH_FIELDS = ("certStartDate", "certExpDate", "keyGenerationTime", "hsmAttestationVerifiedTime", "csrGenerationTime")
+EPOCH_FIELDS = (
+    "certStartDate",
+    "certExpDate",
+    "keyGenerationTime",
+    "hsmAttestationVerifiedTime",
+    "csrGenerationTime",
+)
 CSR_ORDER = [
     "certId", "csrFileName", "commName", "orgName", "deptName", "city", "state", "country", "keySize",
     "signatureAlgorithm", "pathLengthConstraint",
@@ -65,9 +71,7 @@ RECORDED_CUSTOM_KEYS = [
     "csrFileName", "csrGenerationTime", "uploadedCertFileName",
 ]  # fmt: skip
 # GET .../showCert/1, showCsr/1, downloadCsr/1, POST verifyKeyAttestation/1, finalizeCert/1 -> 403:
-RECORDED_GUARD_BODY = (
-    b'{"code":"INVALID_INPUT_ARGUMENT","message":"This operation is not applicable for the Zscaler root certificate"}'
-)
+RECORDED_GUARD_BODY = b'{"code":"INVALID_INPUT_ARGUMENT","message":"This operation is not applicable for the Zscaler root certificate"}'
 # interca names its built-in differently (api.md §4.5); everything else is byte-identical.
 GUARD_BODY = RECORDED_GUARD_BODY.replace(b"Zscaler root certificate", b"built-in certificate")
 GUARD_MESSAGE = "This operation is not applicable for the built-in certificate"
@@ -76,7 +80,9 @@ RECORDED_TYPE_REQUIRED = b'{"code":"INVALID_INPUT_ARGUMENT","message":"Certifica
 # GET .../readyToUse -> 200 (the vendor's built-in name replaced by ours):
 RECORDED_READY_ITEM_KEYS = ["id", "name", "defaultCertificate"]
 
-MISSING_CSR_FIELDS = "Missing required fields: csrFileName, commName, orgName, deptName, city, state, country."
+MISSING_CSR_FIELDS = (
+    "Missing required fields: csrFileName, commName, orgName, deptName, city, state, country."
+)
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -95,7 +101,9 @@ def assert_security_headers(headers: Any) -> None:
     assert headers.get("X-Content-Type-Options") == "nosniff", dict(headers)
     assert headers.get("X-Frame-Options") == "DENY", dict(headers)
     assert headers.get("Referrer-Policy") == "no-referrer", dict(headers)
-    assert headers.get("Content-Security-Policy") == "default-src 'none'; frame-ancestors 'none'", dict(headers)
+    assert headers.get("Content-Security-Policy") == "default-src 'none'; frame-ancestors 'none'", dict(
+        headers
+    )
     assert _UUID.match(headers.get("X-Transaction-Id", "")), dict(headers)
     assert "Strict-Transport-Security" not in headers
 
@@ -153,7 +161,10 @@ def assert_record(body: dict[str, Any], expected: dict[str, Any]) -> None:
     assert None not in body.values()
     for field in EPOCH_FIELDS:
         if field in body:
-            assert type(body[field]) is int and 1_000_000_000 < body[field] < 10_000_000_000, (field, body[field])
+            assert type(body[field]) is int and 1_000_000_000 < body[field] < 10_000_000_000, (
+                field,
+                body[field],
+            )
     assert body == expected, _diff(body, expected)
 
 
@@ -190,7 +201,9 @@ def iso(moment: dt.datetime) -> str:
 # --- multipart (api.md §6: what upload_cert builds, for the chain the SDK cannot send) ---------
 
 
-def multipart(data: bytes, filename: str | None = "certificate.pem", part: str = "fileUpload") -> tuple[bytes, str]:
+def multipart(
+    data: bytes, filename: str | None = "certificate.pem", part: str = "fileUpload"
+) -> tuple[bytes, str]:
     """A multipart/form-data body built like the SDK's `upload_cert`; returns (body, Content-Type)."""
     boundary = f"----WebKitFormBoundary{uuid.uuid4().hex}"
     disposition = f'form-data; name="{part}"' + (f'; filename="{filename}"' if filename is not None else "")
@@ -249,7 +262,12 @@ def legacy_client(monkeypatch: pytest.MonkeyPatch, server: Any) -> Iterator[Any]
     from zscaler.oneapi_client import LegacyZIAClient
 
     monkeypatch.setenv("ZIA_OVERRIDE_URL", server.base)
-    config = {"username": server.username, "password": server.password, "api_key": server.api_key, "cloud": "example"}
+    config = {
+        "username": server.username,
+        "password": server.password,
+        "api_key": server.api_key,
+        "cloud": "example",
+    }
     with LegacyZIAClient(config) as client:
         yield client
 
@@ -291,7 +309,12 @@ SET_COOKIE = re.compile(r"^JSESSIONID=([0-9A-F]{32}); Path=/; HttpOnly$")
 def legacy_login(base: str, username: str, password: str, api_key: str) -> tuple[httpx.Response, str]:
     """POST /api/v1/authenticatedSession with the obfuscated key; returns (response, session id)."""
     ts = int(time.time() * 1000)
-    body = {"apiKey": obfuscate_api_key(api_key, ts), "username": username, "password": password, "timestamp": ts}
+    body = {
+        "apiKey": obfuscate_api_key(api_key, ts),
+        "username": username,
+        "password": password,
+        "timestamp": ts,
+    }
     resp = httpx.post(base + "/api/v1/authenticatedSession", json=body, timeout=30)
     match = SET_COOKIE.match(resp.headers.get("set-cookie", ""))
     return resp, match.group(1) if match else ""

@@ -9,14 +9,20 @@ import time
 
 import httpx
 import pytest
+from tests.conftest import ZR, Api, R, make_settings
 
 from interca.app import build_services, create_app
 from interca.auth.apikey import obfuscate
 from interca.domain.principal import Role
-from tests.conftest import R, ZR, Api, make_settings
 
-SESSION_401 = {"code": "SESSION_NOT_VALID", "message": "The session is not valid or has expired; log in again."}
-TOKEN_401 = {"code": "SESSION_NOT_VALID", "message": "The access token is not valid or has expired; request a new token."}
+SESSION_401 = {
+    "code": "SESSION_NOT_VALID",
+    "message": "The session is not valid or has expired; log in again.",
+}
+TOKEN_401 = {
+    "code": "SESSION_NOT_VALID",
+    "message": "The access token is not valid or has expired; request a new token.",
+}
 BAD_LOGIN = {"code": "INVALID_USERNAME_OR_PASSWORD", "message": "Invalid email or password"}
 
 
@@ -44,7 +50,10 @@ def test_legacy_login_session_and_logout(api: Api, user: tuple[str, str, str]) -
     assert re.fullmatch(r"JSESSIONID=[0-9A-F]{32}; Path=/; HttpOnly", cookie), cookie
     session = cookie.split(";")[0].split("=")[1]
     with httpx.Client(base_url=api.base, cookies={"JSESSIONID": session}) as legacy:
-        assert legacy.get("/api/v1/authenticatedSession").json() == {"authType": "ADMIN_LOGIN", "obfuscateApiKey": True}
+        assert legacy.get("/api/v1/authenticatedSession").json() == {
+            "authType": "ADMIN_LOGIN",
+            "obfuscateApiKey": True,
+        }
         assert legacy.get(f"{ZR}/1").status_code == 200  # either credential works under either prefix
         assert legacy.delete("/api/v1/authenticatedSession").json() == {"status": "ACTIVE"}
         assert legacy.get(R).json() == SESSION_401
@@ -77,13 +86,26 @@ def test_failed_logins_look_alike(api: Api, user: tuple[str, str, str], change: 
     assert "set-cookie" not in resp.headers
 
 
-@pytest.mark.parametrize("body", [b"", b"[]", b"{bad", b'{"username":"a@b.c"}', b'{"username":1,"password":"x","apiKey":"y","timestamp":5}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"[]",
+        b"{bad",
+        b'{"username":"a@b.c"}',
+        b'{"username":1,"password":"x","apiKey":"y","timestamp":5}',
+    ],
+)
 def test_malformed_login_body(api: Api, body: bytes) -> None:
-    resp = api.anon.post("/api/v1/authenticatedSession", content=body, headers={"Content-Type": "application/json"})
+    resp = api.anon.post(
+        "/api/v1/authenticatedSession", content=body, headers={"Content-Type": "application/json"}
+    )
     assert resp.json() == {"code": "INVALID_INPUT_ARGUMENT", "message": "Request body is invalid."}
 
 
-def test_session_idle_timeout_and_key_rotation(api: Api, user: tuple[str, str, str], http_server, settings) -> None:  # noqa: ANN001
+def test_session_idle_timeout_and_key_rotation(
+    api: Api, user: tuple[str, str, str], http_server, settings
+) -> None:  # noqa: ANN001
     _, holder = http_server
     short = build_services(make_settings(settings.data_dir, session_idle_timeout=1))
     holder.app = create_app(short.ctx.settings, short)
@@ -99,7 +121,10 @@ def test_session_idle_timeout_and_key_rotation(api: Api, user: tuple[str, str, s
     assert new_key != user[2] and len(new_key) >= 12 and new_key.isalnum()
     with httpx.Client(base_url=api.base, cookies=cookies) as legacy:
         assert legacy.get(R).status_code == 401
-    assert api.anon.post("/api/v1/authenticatedSession", json=login_body(user[0], user[1], new_key)).status_code == 200
+    assert (
+        api.anon.post("/api/v1/authenticatedSession", json=login_body(user[0], user[1], new_key)).status_code
+        == 200
+    )
     short.ctx.db.dispose()
 
 
@@ -156,9 +181,26 @@ def test_token_endpoint(api: Api) -> None:
     [
         ({"client_id": "x", "client_secret": "y"}, 400, "invalid_request"),
         ({"grant_type": "password", "client_id": "x", "client_secret": "y"}, 400, "unsupported_grant_type"),
-        ({"grant_type": "client_credentials", "client_id": "ID", "client_secret": "SECRET", "audience": "x"}, 400, "invalid_request"),
-        ({"grant_type": "client_credentials", "client_id": "ID", "client_secret": "wrong"}, 401, "invalid_client"),
-        ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}, 401, "invalid_client"),
+        (
+            {
+                "grant_type": "client_credentials",
+                "client_id": "ID",
+                "client_secret": "SECRET",
+                "audience": "x",
+            },
+            400,
+            "invalid_request",
+        ),
+        (
+            {"grant_type": "client_credentials", "client_id": "ID", "client_secret": "wrong"},
+            401,
+            "invalid_client",
+        ),
+        (
+            {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"},
+            401,
+            "invalid_client",
+        ),
         ({"grant_type": "client_credentials", "client_id": "ID"}, 400, "invalid_request"),
     ],
 )
@@ -171,7 +213,9 @@ def test_token_errors(api: Api, form: dict, status: int, error: str) -> None:
 
 def test_duplicated_token_parameter(api: Api) -> None:
     body = f"grant_type=client_credentials&client_id={api.client_id}&client_id=x&client_secret={api.client_secret}"
-    resp = api.anon.post("/oauth2/v1/token", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = api.anon.post(
+        "/oauth2/v1/token", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert resp.json()["error"] == "invalid_request"
 
 
@@ -188,7 +232,12 @@ def test_auditor_cannot_change_anything(api: Api) -> None:
 
 
 def test_security_headers_on_every_response(api: Api) -> None:
-    for resp in (api.admin.get(R), api.anon.get(R), api.admin.get(f"{R}/downloadPublicKey/1"), api.admin.post(f"{R}/1")):
+    for resp in (
+        api.admin.get(R),
+        api.anon.get(R),
+        api.admin.get(f"{R}/downloadPublicKey/1"),
+        api.admin.post(f"{R}/1"),
+    ):
         assert resp.headers["cache-control"] == "no-store, no-cache"
         assert resp.headers["x-content-type-options"] == "nosniff"
         assert resp.headers["x-frame-options"] == "DENY"

@@ -4,11 +4,11 @@ media types, over real HTTP (api.md §2, §4). Every refusal also proves nothing
 from __future__ import annotations
 
 import pytest
-
-from interca.app import create_app
-from tests.conftest import R, ZR, Api, make_settings
+from tests.conftest import ZR, Api, R, make_settings
 from tests.integration.helpers import CSR_FIELDS, STEPS, new_ca, snapshot, upload
 from tests.pki import TestPKI, pem
+
+from interca.app import create_app
 
 # (method, path segment, expected reason per state; None = allowed). api.md §4.3.
 FINALIZED = "the certificate is finalized"
@@ -31,7 +31,9 @@ ORDER = {
     ("PUT", "makeDefault"): {"GENERAL_DONE": "keyPair must be done first",
                              "INTCERT_UPLOAD_DONE": "finalizeCert must be done first"},
 }  # fmt: skip
-CASES = [(m, op, state, reason) for (m, op), states in ORDER.items() for state, reason in states.items() if reason]
+CASES = [
+    (m, op, state, reason) for (m, op), states in ORDER.items() for state, reason in states.items() if reason
+]
 
 
 @pytest.mark.parametrize(("method", "op", "state", "reason"), CASES, ids=[f"{c[1]}-{c[2]}" for c in CASES])
@@ -43,7 +45,9 @@ def test_out_of_order_calls_are_refused_and_change_nothing(
     if op in ("uploadCert", "uploadCertChain"):
         resp = upload(api.admin, op, ca_id, pem(pki.root.cert))
     else:
-        resp = api.admin.request(method, f"{R}/{op}/{ca_id}", json=CSR_FIELDS if op == "generateCsr" else None)
+        resp = api.admin.request(
+            method, f"{R}/{op}/{ca_id}", json=CSR_FIELDS if op == "generateCsr" else None
+        )
     assert resp.status_code == 400, resp.text
     assert resp.json() == {
         "code": "INVALID_INPUT_ARGUMENT",
@@ -110,9 +114,15 @@ def test_update_rules(api: Api, pki: TestPKI) -> None:
         ({"type": "CUSTOM_HSM"}, "type cannot be changed after creation."),
         ({"region": "US"}, "region cannot be changed after creation."),
         ({"keyType": "EC_P384"}, "keyType cannot be changed after creation."),
-        ({"id": ca_id + 100}, f"The id {ca_id + 100} in the body does not match certificate {ca_id} in the path."),
+        (
+            {"id": ca_id + 100},
+            f"The id {ca_id + 100} in the body does not match certificate {ca_id} in the path.",
+        ),
         ({"name": "two"}, "A certificate named 'two' already exists."),
-        ({"defaultCertificate": True}, "defaultCertificate cannot be changed by update; use makeDefault after finalizeCert."),
+        (
+            {"defaultCertificate": True},
+            "defaultCertificate cannot be changed by update; use makeDefault after finalizeCert.",
+        ),
     ]
     for body, message in cases:
         resp = api.admin.put(f"{R}/{ca_id}", json=body)
@@ -137,11 +147,19 @@ def test_cloud_hsm_subscription_limits(api: Api) -> None:
         api.create(f"enabled {i}")
     resp = api.admin.post(R, json={"type": "CUSTOM_SW", "name": "fifth enabled"})
     assert resp.status_code == 403
-    assert resp.json() == {"code": "LIMIT_EXCEEDED", "message": "Maximum 4 enabled custom intermediate CA certificates allowed."}
+    assert resp.json() == {
+        "code": "LIMIT_EXCEEDED",
+        "message": "Maximum 4 enabled custom intermediate CA certificates allowed.",
+    }
     for i in range(4):
         api.create(f"disabled {i}", status="DISABLED")
-    resp = api.admin.post(R, json={"type": "CUSTOM_HSM", "name": "ninth", "status": "DISABLED", "region": "US"})
-    assert resp.json() == {"code": "LIMIT_EXCEEDED", "message": "Maximum 8 custom intermediate CA certificates allowed."}
+    resp = api.admin.post(
+        R, json={"type": "CUSTOM_HSM", "name": "ninth", "status": "DISABLED", "region": "US"}
+    )
+    assert resp.json() == {
+        "code": "LIMIT_EXCEEDED",
+        "message": "Maximum 8 custom intermediate CA certificates allowed.",
+    }
     disabled_id = next(c["id"] for c in api.admin.get(R).json() if c["name"] == "disabled 0")
     enable = api.admin.put(f"{R}/{disabled_id}", json={"status": "ENABLED"})
     assert enable.status_code == 403 and enable.json()["code"] == "LIMIT_EXCEEDED"
@@ -154,7 +172,10 @@ def test_software_subscription_limits(api: Api, settings, http_server) -> None: 
     holder.app = create_app(make_settings(settings.data_dir, subscription="software"), None)
     hsm = api.admin.post(R, json={"type": "CUSTOM_HSM", "name": "hsm", "region": "US"})
     assert hsm.status_code == 403
-    assert hsm.json() == {"code": "NOT_SUBSCRIBED", "message": "Cloud HSM protection is not included in this subscription."}
+    assert hsm.json() == {
+        "code": "NOT_SUBSCRIBED",
+        "message": "Cloud HSM protection is not included in this subscription.",
+    }
     api.create("one")
     second = api.admin.post(R, json={"type": "CUSTOM_SW", "name": "two"})
     assert second.json()["message"] == "Maximum 1 enabled custom intermediate CA certificates allowed."
@@ -194,7 +215,10 @@ def test_builtin_allowed_operations(api: Api) -> None:
     assert api.admin.get(f"{R}/lite/1").json() == {k: v for k, v in record.items() if k != "publicKey"}
     assert api.admin.get(f"{R}/downloadPublicKey/1").text == record["publicKey"]
     chain = api.admin.get(f"{R}/downloadCertChain/1")
-    assert chain.headers["content-disposition"] == 'attachment; filename="Built-in Intermediate CA Certificate-Chain.pem"'
+    assert (
+        chain.headers["content-disposition"]
+        == 'attachment; filename="Built-in Intermediate CA Certificate-Chain.pem"'
+    )
     assert chain.text.count("BEGIN CERTIFICATE") == 2
     assert api.admin.put(f"{R}/makeDefault/1").json()["defaultCertificate"] is True
 
@@ -228,7 +252,10 @@ def test_paging_and_search(api: Api) -> None:
     assert len(api.admin.get(R, params={"search": ""}).json()) == 6
     for bad in ("0", "-1", "x", "1.5"):
         resp = api.admin.get(R, params={"page": bad})
-        assert resp.json() == {"code": "INVALID_INPUT_ARGUMENT", "message": "page must be an integer of at least 1."}
+        assert resp.json() == {
+            "code": "INVALID_INPUT_ARGUMENT",
+            "message": "page must be an integer of at least 1.",
+        }
     for bad in ("0", "1001", "many"):
         resp = api.admin.get(f"{R}/readyToUse", params={"pageSize": bad})
         assert resp.json()["message"] == "pageSize must be an integer between 1 and 1000."
@@ -236,7 +263,10 @@ def test_paging_and_search(api: Api) -> None:
 
 
 def test_routing_errors(api: Api) -> None:
-    assert api.admin.get(f"{R}/99999").json() == {"code": "RESOURCE_NOT_FOUND", "message": "Certificate 99999 not found."}
+    assert api.admin.get(f"{R}/99999").json() == {
+        "code": "RESOURCE_NOT_FOUND",
+        "message": "Certificate 99999 not found.",
+    }
     for bad in ("0", "2147483648", "abc", "-3", "1e3"):
         resp = api.admin.get(f"{R}/{bad}")
         assert (resp.status_code, resp.json()["message"]) == (400, "Invalid certificate id."), bad
@@ -252,7 +282,9 @@ def test_routing_errors(api: Api) -> None:
 
 def test_media_types(api: Api, pki: TestPKI) -> None:
     ca_id = new_ca(api, pki, "CSRGEN_DONE")
-    text = api.admin.post(R, content=b'{"name":"x","type":"CUSTOM_SW"}', headers={"Content-Type": "text/plain"})
+    text = api.admin.post(
+        R, content=b'{"name":"x","type":"CUSTOM_SW"}', headers={"Content-Type": "text/plain"}
+    )
     assert (text.status_code, text.content, "content-type" in text.headers) == (415, b"", False)
     form = api.admin.post(f"{R}/uploadCert/{ca_id}", json={})
     assert (form.status_code, form.content) == (415, b"")
@@ -269,7 +301,12 @@ def test_media_types(api: Api, pki: TestPKI) -> None:
     assert missing.json() == {"code": "INVALID_INPUT_ARGUMENT", "message": "No file selected."}
     # Body-less POSTs ignore whatever body and type they are sent (the OneAPI SDK sends {}).
     keyed = api.create("Bodyless")["id"]
-    assert api.admin.post(f"{R}/keyPair/{keyed}", content=b"junk", headers={"Content-Type": "text/xml"}).status_code == 200
+    assert (
+        api.admin.post(
+            f"{R}/keyPair/{keyed}", content=b"junk", headers={"Content-Type": "text/xml"}
+        ).status_code
+        == 200
+    )
 
 
 def test_upload_refusals_change_nothing(api: Api, pki: TestPKI) -> None:
@@ -284,7 +321,9 @@ def test_upload_refusals_change_nothing(api: Api, pki: TestPKI) -> None:
     chain = upload(api.admin, "uploadCertChain", ca_id, pem(leaf, pki.root.cert))
     assert chain.json()["message"].startswith("[non_ca_in_chain] ")
     big = upload(api.admin, "uploadCert", ca_id, b"A" * (3 * 1024 * 1024))
-    assert big.json()["message"].startswith("[payload_too_large] File size cannot exceed 64K; this file has more than")
+    assert big.json()["message"].startswith(
+        "[payload_too_large] File size cannot exceed 64K; this file has more than"
+    )
     assert snapshot(api, ca_id) == before
 
 
@@ -299,7 +338,10 @@ def test_not_a_ca_is_refused(api: Api, pki: TestPKI) -> None:
 
 def test_regenerating_the_csr_drops_the_upload(api: Api, pki: TestPKI) -> None:
     ca_id = new_ca(api, pki, "CERTCHAIN_UPLOAD_DONE")
-    assert api.admin.post(f"{R}/generateCsr/{ca_id}", json={**CSR_FIELDS, "csrFileName": "again"}).status_code == 200
+    assert (
+        api.admin.post(f"{R}/generateCsr/{ca_id}", json={**CSR_FIELDS, "csrFileName": "again"}).status_code
+        == 200
+    )
     record = api.admin.get(f"{R}/{ca_id}").json()
     assert record["currentState"] == "CSRGEN_DONE" and record["csrFileName"] == "again"
     for gone in ("certStartDate", "certExpDate", "uploadedCertFileName", "uploadedCertChainFileName"):
@@ -317,5 +359,5 @@ def test_delete_destroys_the_key(api: Api, pki: TestPKI) -> None:
 
 
 def test_states_listed_in_lifecycle_order() -> None:
-    assert STEPS == sorted(STEPS, key=lambda s: ["GENERAL_DONE", "KEYGEN_DONE", "PUBKEY_DONE", "ATTESTATION_DONE",
-        "ATTESTATION_VERIFY_DONE", "CSRGEN_DONE", "INTCERT_UPLOAD_DONE", "CERTCHAIN_UPLOAD_DONE", "CERT_READY"].index(s))  # fmt: skip
+    assert sorted(STEPS, key=lambda s: ["GENERAL_DONE", "KEYGEN_DONE", "PUBKEY_DONE", "ATTESTATION_DONE",
+        "ATTESTATION_VERIFY_DONE", "CSRGEN_DONE", "INTCERT_UPLOAD_DONE", "CERTCHAIN_UPLOAD_DONE", "CERT_READY"].index(s)) == STEPS  # fmt: skip

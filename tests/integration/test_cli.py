@@ -37,9 +37,12 @@ CSR_OPTIONS = [
 def interca(
     *args: str, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    t0 = time.monotonic()
+    r = subprocess.run(
         [*INTERCA, *args], env=env, input=stdin, cwd=cwd, capture_output=True, text=True, timeout=120
     )
+    print(f"TIMING {time.monotonic() - t0:.2f} {args[:2]}", file=sys.stderr)
+    return r
 
 
 def flat(text: str) -> str:

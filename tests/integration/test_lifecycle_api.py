@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
-from tests.conftest import R, ZR, Api
+from tests.conftest import ZR, Api, R
 from tests.integration.helpers import CSR_FIELDS, upload
 from tests.pki import TestPKI, pem
 
@@ -37,7 +36,9 @@ def test_whole_lifecycle(api: Api, pki: TestPKI) -> None:
     assert key.status_code == 200
     assert list(key.json()) == ["certId", "keyGenerationTime", "publicKey"]
     public_pem = key.json()["publicKey"]
-    assert public_pem.startswith("-----BEGIN PUBLIC KEY-----\n") and public_pem.endswith("-----END PUBLIC KEY-----\n")
+    assert public_pem.startswith("-----BEGIN PUBLIC KEY-----\n") and public_pem.endswith(
+        "-----END PUBLIC KEY-----\n"
+    )
     assert api.admin.get(f"{R}/{ca_id}").json()["currentState"] == "KEYGEN_DONE"
 
     pub = api.admin.get(f"{R}/downloadPublicKey/{ca_id}")
@@ -55,9 +56,12 @@ def test_whole_lifecycle(api: Api, pki: TestPKI) -> None:
     assert csr_file.headers["content-disposition"] == 'attachment; filename="branch.csr"'
     csr = x509.load_pem_x509_csr(csr_file.content)
     assert csr.is_signature_valid
-    assert csr.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode() == public_pem
+    assert (
+        csr.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+        == public_pem
+    )
     show_csr = api.admin.get(f"{R}/showCsr/{ca_id}").json()
     assert show_csr == {
         "certId": ca_id, **CSR_FIELDS, "keySize": 256, "signatureAlgorithm": "SHA256", "pathLengthConstraint": 1,
@@ -105,7 +109,11 @@ def test_whole_lifecycle(api: Api, pki: TestPKI) -> None:
     assert made.status_code == 200 and made.json()["defaultCertificate"] is True
     defaults = [c["id"] for c in api.admin.get(R).json() if c["defaultCertificate"]]
     assert defaults == [ca_id]
-    assert api.admin.delete(f"{R}/{ca_id}").json()["message"].startswith("The default certificate cannot be deleted")
+    assert (
+        api.admin.delete(f"{R}/{ca_id}")
+        .json()["message"]
+        .startswith("The default certificate cannot be deleted")
+    )
 
     back = api.admin.put(f"{ZR}/makeDefault/1")
     assert back.status_code == 200 and back.json()["id"] == 1

@@ -7,20 +7,24 @@ import time
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
-from interca.auth.apikey import obfuscate
 from tests.conftest import R
 from tests.integration.helpers import CSR_FIELDS, upload
 from tests.live import LiveServer
 from tests.pki import TestPKI, pem
+
+from interca.auth.apikey import obfuscate
 
 
 def test_restart_keeps_everything(live_server: LiveServer, pki: TestPKI) -> None:
     ts = str(int(time.time() * 1000))
     login = httpx.post(
         live_server.base + "/api/v1/authenticatedSession",
-        json={"apiKey": obfuscate(live_server.api_key, ts), "username": live_server.username,
-              "password": live_server.password, "timestamp": ts},  # fmt: skip
+        json={
+            "apiKey": obfuscate(live_server.api_key, ts),
+            "username": live_server.username,
+            "password": live_server.password,
+            "timestamp": ts,
+        },  # fmt: skip
     )
     assert login.status_code == 200
     session = login.headers["set-cookie"].split(";")[0].split("=", 1)[1]
@@ -48,7 +52,9 @@ def test_restart_keeps_everything(live_server: LiveServer, pki: TestPKI) -> None
     assert c.post(f"{R}/generateCsr/{pending}", json=CSR_FIELDS).status_code == 200
     csr = x509.load_pem_x509_csr(c.get(f"{R}/downloadCsr/{pending}").content)
     assert csr.is_signature_valid
-    spki = csr.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = csr.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     assert spki.decode() == public_key
     chain = x509.load_pem_x509_certificates(c.get(f"{R}/downloadCertChain/{ready}").content)
     assert chain[1] == pki.root.cert

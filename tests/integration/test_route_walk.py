@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from interca.app import create_app
 from tests.conftest import Api
+
+from interca.app import create_app
 
 PUBLIC = {("POST", "/api/v1/authenticatedSession"), ("POST", "/zia/api/v1/authenticatedSession"),
           ("POST", "/oauth2/v1/token")}  # fmt: skip

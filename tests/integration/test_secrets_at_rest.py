@@ -8,10 +8,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from tests.conftest import Api, R
+from tests.integration.helpers import new_ca
 
 from interca.domain.principal import Role
-from tests.conftest import R, Api
-from tests.integration.helpers import new_ca
 
 
 def _needles(key: object) -> list[bytes]:
@@ -19,9 +19,13 @@ def _needles(key: object) -> list[bytes]:
     private scalar itself."""
     assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     out = [
-        key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
         key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
         ),
     ]
     if isinstance(key, rsa.RSAPrivateKey):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from starlette.datastructures import Headers, UploadFile
@@ -18,9 +18,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from interca.domain.x509.findings import Finding
+from interca.domain.x509.findings import Finding, FindingsError
 from interca.domain.x509.pem import Upload
-from interca.errors import FindingsError, InvalidInput
+from interca.errors import InvalidInput
 
 MULTIPART_MAX_BYTES = 2 * 1024 * 1024
 
@@ -49,7 +49,9 @@ async def json_object(request: Request) -> dict[str, Any]:
     return value
 
 
-async def multipart_parts(request: Request, names: tuple[str, ...], size_label: str = "64K") -> dict[str, Upload]:
+async def multipart_parts(
+    request: Request, names: tuple[str, ...], size_label: str = "64K"
+) -> dict[str, Upload]:
     """The named file parts of a multipart body (other parts are ignored). `size_label` is the
     per-file limit the refusal names (`64K` for a certificate, `1M` for a chain)."""
     if _media_type(request) != "multipart/form-data":
@@ -63,18 +65,23 @@ async def multipart_parts(request: Request, names: tuple[str, ...], size_label: 
                 [
                     Finding.error(
                         "payload_too_large",
-                        f"File size cannot exceed {size_label}; this file has more than {MULTIPART_MAX_BYTES} bytes.",
+                        f"File size cannot exceed {size_label}; "
+                        f"this file has more than {MULTIPART_MAX_BYTES} bytes.",
                         names[0],
                     )
                 ]
             )
         chunks.append(chunk)
 
-    async def replay() -> AsyncIterator[bytes]:
+    async def replay() -> AsyncGenerator[bytes, None]:
         yield b"".join(chunks)
 
     parser = MultiPartParser(
-        Headers(raw=request.headers.raw), replay(), max_files=16, max_fields=64, max_part_size=MULTIPART_MAX_BYTES
+        Headers(raw=request.headers.raw),
+        replay(),
+        max_files=16,
+        max_fields=64,
+        max_part_size=MULTIPART_MAX_BYTES,
     )
     try:
         form = await parser.parse()

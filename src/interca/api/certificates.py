@@ -35,18 +35,26 @@ async def _chain_file(request: Request, caller: Principal = Depends(admin)) -> A
 
 
 @router.get(R)
-def list_certificates(caller: Principal = Depends(principal), p: Paging = Depends(paging), s: Services = Depends(services)):
-    return json_response([wire.full(ca) for ca in s.certificates.list(p.search, p.page, p.page_size)])
+def list_certificates(
+    caller: Principal = Depends(principal), p: Paging = Depends(paging), s: Services = Depends(services)
+):
+    return json_response([wire.full(ca) for ca in s.certificates.list_all(p.search, p.page, p.page_size)])
 
 
 @router.get(R + "/lite")
-def list_lite(caller: Principal = Depends(principal), p: Paging = Depends(paging), s: Services = Depends(services)):
-    return json_response([wire.lite(ca) for ca in s.certificates.list(p.search, p.page, p.page_size)])
+def list_lite(
+    caller: Principal = Depends(principal), p: Paging = Depends(paging), s: Services = Depends(services)
+):
+    return json_response([wire.lite(ca) for ca in s.certificates.list_all(p.search, p.page, p.page_size)])
 
 
 @router.get(R + "/readyToUse")
-def list_ready(caller: Principal = Depends(principal), p: Paging = Depends(paging), s: Services = Depends(services)):
-    return json_response([wire.ready_item(ca) for ca in s.certificates.list_ready(p.search, p.page, p.page_size)])
+def list_ready(
+    caller: Principal = Depends(principal), p: Paging = Depends(paging), s: Services = Depends(services)
+):
+    return json_response(
+        [wire.ready_item(ca) for ca in s.certificates.list_ready(p.search, p.page, p.page_size)]
+    )
 
 
 @router.get(R + "/lite/{certId}")
@@ -68,30 +76,40 @@ def key_pair(certId: str, caller: Principal = Depends(admin), s: Services = Depe
 
 
 @router.get(R + "/downloadPublicKey/{certId}")
-def download_public_key(certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)) -> Response:
+def download_public_key(
+    certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)
+) -> Response:
     file = s.lifecycle.download_public_key(caller, cert_id(certId))
     return download(file.filename, file.body)
 
 
 @router.post(R + "/verifyKeyAttestation/{certId}")
 def verify_key_attestation(certId: str, caller: Principal = Depends(admin), s: Services = Depends(services)):
-    ca = s.lifecycle.verify_key_attestation(caller, cert_id(certId))
-    return json_response({"certId": ca.id, "hsmAttestationVerifiedTime": wire.epoch_of(ca.key.attestation_verified_at)})
+    return json_response(wire.key_attestation(s.lifecycle.verify_key_attestation(caller, cert_id(certId))))
 
 
 @router.get(R + "/downloadAttestation/{certId}")
-def download_attestation(certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)) -> Response:
+def download_attestation(
+    certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)
+) -> Response:
     file = s.lifecycle.download_attestation(caller, cert_id(certId))
     return download(file.filename, file.body)
 
 
 @router.post(R + "/generateCsr/{certId}")
-def generate_csr(certId: str, body: dict = Depends(_json), caller: Principal = Depends(admin), s: Services = Depends(services)):
+def generate_csr(
+    certId: str,
+    body: dict = Depends(_json),
+    caller: Principal = Depends(admin),
+    s: Services = Depends(services),
+):
     return json_response(wire.cert_csr(s.lifecycle.generate_csr(caller, cert_id(certId), body)))
 
 
 @router.get(R + "/downloadCsr/{certId}")
-def download_csr(certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)) -> Response:
+def download_csr(
+    certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)
+) -> Response:
     file = s.lifecycle.download_csr(caller, cert_id(certId))
     return download(file.filename, file.body)
 
@@ -107,12 +125,22 @@ def show_cert(certId: str, caller: Principal = Depends(principal), s: Services =
 
 
 @router.post(R + "/uploadCert/{certId}")
-def upload_cert(certId: str, upload: Any = Depends(_cert_file), caller: Principal = Depends(admin), s: Services = Depends(services)):
+def upload_cert(
+    certId: str,
+    upload: Any = Depends(_cert_file),
+    caller: Principal = Depends(admin),
+    s: Services = Depends(services),
+):
     return json_response(wire.full(s.lifecycle.upload_cert(caller, cert_id(certId), upload)))
 
 
 @router.post(R + "/uploadCertChain/{certId}")
-def upload_chain(certId: str, upload: Any = Depends(_chain_file), caller: Principal = Depends(admin), s: Services = Depends(services)):
+def upload_chain(
+    certId: str,
+    upload: Any = Depends(_chain_file),
+    caller: Principal = Depends(admin),
+    s: Services = Depends(services),
+):
     return json_response(wire.full(s.lifecycle.upload_chain(caller, cert_id(certId), upload)))
 
 
@@ -132,7 +160,9 @@ def make_default(certId: str, caller: Principal = Depends(admin), s: Services = 
 
 
 @router.get(R + "/downloadCertChain/{certId}")
-def download_cert_chain(certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)) -> Response:
+def download_cert_chain(
+    certId: str, caller: Principal = Depends(principal), s: Services = Depends(services)
+) -> Response:
     file = s.lifecycle.download_cert_chain(caller, cert_id(certId))
     return download(file.filename, file.body)
 
@@ -146,7 +176,12 @@ def get_certificate(certId: str, caller: Principal = Depends(principal), s: Serv
 
 
 @router.put(R + "/{certId}")
-def update(certId: str, body: dict = Depends(_json), caller: Principal = Depends(admin), s: Services = Depends(services)):
+def update(
+    certId: str,
+    body: dict = Depends(_json),
+    caller: Principal = Depends(admin),
+    s: Services = Depends(services),
+):
     return json_response(wire.full(s.certificates.update(caller, cert_id(certId), body)))
 
 

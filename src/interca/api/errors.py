@@ -53,4 +53,6 @@ def unexpected() -> Response:
 
 
 def not_found() -> Response:
-    return JSONResponse({"code": "RESOURCE_NOT_FOUND", "message": "The requested resource was not found."}, 404)
+    return JSONResponse(
+        {"code": "RESOURCE_NOT_FOUND", "message": "The requested resource was not found."}, 404
+    )

@@ -50,7 +50,10 @@ def logout(caller: Principal = Depends(principal), s: Services = Depends(service
 
 @token_router.post("/oauth2/v1/token")
 async def token(request: Request) -> Response:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+    if (
+        request.headers.get("content-type", "").split(";")[0].strip().lower()
+        != "application/x-www-form-urlencoded"
+    ):
         raise OAuthError("invalid_request", "The request must be application/x-www-form-urlencoded.")
     try:
         form = parse_qs((await request.body()).decode(), keep_blank_values=True, strict_parsing=False)

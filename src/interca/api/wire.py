@@ -21,9 +21,6 @@ def _ts(value: dt.datetime | None) -> int | None:
     return epoch(value) if value else None
 
 
-epoch_of = _ts
-
-
 def _lite_pairs(ca: IntermediateCa) -> list[tuple[str, Any]]:
     cert = ca.cert
     return [
@@ -69,8 +66,17 @@ def ready_item(ca: IntermediateCa) -> dict[str, Any]:
 def hsm_key(ca: IntermediateCa) -> dict[str, Any]:
     assert ca.key is not None
     return _compact(
-        [("certId", ca.id), ("keyGenerationTime", _ts(ca.key.generated_at)), ("publicKey", ca.key.public_key_pem)]
+        [
+            ("certId", ca.id),
+            ("keyGenerationTime", _ts(ca.key.generated_at)),
+            ("publicKey", ca.key.public_key_pem),
+        ]
     )
+
+
+def key_attestation(ca: IntermediateCa) -> dict[str, Any]:
+    assert ca.key is not None
+    return {"certId": ca.id, "hsmAttestationVerifiedTime": _ts(ca.key.attestation_verified_at)}
 
 
 def cert_csr(ca: IntermediateCa) -> dict[str, Any]:

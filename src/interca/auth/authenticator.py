@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from interca.auth import apikey, hashing
-from interca.domain.principal import Principal, Role
 from interca.clock import Clock
 from interca.config import Settings
+from interca.domain.principal import Principal, Role
 from interca.errors import InvalidInput, LoginFailed, OAuthError, SessionNotValid
 from interca.keystore.master_key import MasterKey
 from interca.storage.db import Database

@@ -69,10 +69,13 @@ def init(
             password = services.auth.add_user(admin, Role.ADMIN)
             client_id, secret = services.auth.add_client("first admin client", Role.ADMIN)
         console.print("[bold]First admin created. These secrets are shown once; store them now.[/bold]")
-        console.print(f"  Legacy login: username [cyan]{admin}[/cyan]  password [cyan]{password}[/cyan]", soft_wrap=True)
+        console.print(
+            f"  Legacy login: username [cyan]{admin}[/cyan]  password [cyan]{password}[/cyan]", soft_wrap=True
+        )
         console.print(f"  Org API key:  [cyan]{services.auth.api_key()}[/cyan]  (interca apikey show)")
         console.print(
-            f"  OAuth client: INTERCA_CLIENT_ID=[cyan]{client_id}[/cyan] INTERCA_CLIENT_SECRET=[cyan]{secret}[/cyan]",
+            f"  OAuth client: INTERCA_CLIENT_ID=[cyan]{client_id}[/cyan] "
+            f"INTERCA_CLIENT_SECRET=[cyan]{secret}[/cyan]",
             soft_wrap=True,
         )
     elif has_users:
@@ -92,7 +95,9 @@ def db_upgrade() -> None:
 def users_add(
     username: str,
     role: str = typer.Option("admin", help="admin or auditor."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
 ) -> None:
     """Add an admin-portal user; prints a generated password unless one comes on stdin."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
@@ -108,7 +113,9 @@ def users_add(
 def clients_add(
     name: str,
     role: str = typer.Option("admin", help="admin or auditor."),
-    public_key: Path = typer.Option(None, "--public-key", help="RSA public key PEM: authenticate with signed JWTs."),
+    public_key: Path = typer.Option(
+        None, "--public-key", help="RSA public key PEM: authenticate with signed JWTs."
+    ),
     as_json: bool = typer.Option(False, "--json", help='Print {"clientId","clientSecret"} as JSON.'),
 ) -> None:
     """Register an OAuth2 client and print its id and secret (the secret is shown once)."""
@@ -117,7 +124,9 @@ def clients_add(
     with refusals():
         client_id, secret = services.auth.add_client(name, _role(role), key_pem)
     if as_json:
-        print(json.dumps({"clientId": client_id, "clientSecret": secret} if secret else {"clientId": client_id}))
+        print(
+            json.dumps({"clientId": client_id, "clientSecret": secret} if secret else {"clientId": client_id})
+        )
     else:
         console.print(f"Client [cyan]{client_id}[/cyan] added with role {role}.")
         if secret:

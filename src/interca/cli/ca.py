@@ -11,7 +11,9 @@ from rich.table import Table
 from interca.cli.output import console, refusals
 from interca.client import IntercaClient
 
-ca_app = typer.Typer(help="Intermediate CA certificates, through a running interca server.", no_args_is_help=True)
+ca_app = typer.Typer(
+    help="Intermediate CA certificates, through a running interca server.", no_args_is_help=True
+)
 _state: dict[str, Any] = {}
 
 _COLUMNS = ("id", "name", "type", "region", "status", "defaultCertificate", "keyType", "currentState")
@@ -117,7 +119,9 @@ def csr(
 
 
 @ca_app.command("download-csr")
-def download_csr(cert_id: int, out: Path = typer.Option(None, help="File to write (default: the server's name).")) -> None:
+def download_csr(
+    cert_id: int, out: Path = typer.Option(None, help="File to write (default: the server's name).")
+) -> None:
     """Download the CSR."""
     with refusals(), _client() as c:
         file = c.download_csr(cert_id)
@@ -174,13 +178,17 @@ def update(
     status: str = typer.Option(None, help="ENABLED or DISABLED."),
 ) -> None:
     """Change a certificate's name, description or status."""
-    fields = {k: v for k, v in {"name": name, "description": description, "status": status}.items() if v is not None}
+    fields = {
+        k: v for k, v in {"name": name, "description": description, "status": status}.items() if v is not None
+    }
     with refusals(), _client() as c:
         _print_record(c.update(cert_id, **fields))
 
 
 @ca_app.command()
-def delete(cert_id: int, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
+def delete(
+    cert_id: int, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")
+) -> None:
     """Delete a certificate and destroy its private key."""
     if not yes:
         typer.confirm(f"Delete certificate {cert_id} and destroy its private key?", abort=True)

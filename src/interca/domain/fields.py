@@ -133,7 +133,9 @@ class CaChanges:
     status: Status | None = None
 
 
-def validate_update(ca: IntermediateCa, body: Mapping[str, Any], name_taken: Callable[[str], bool]) -> CaChanges:
+def validate_update(
+    ca: IntermediateCa, body: Mapping[str, Any], name_taken: Callable[[str], bool]
+) -> CaChanges:
     """api.md §4.2 update rules against the current record. A field sent with its current value
     is no change. Order follows the precedence of §4.6: lifecycle (ST) before field validation."""
     raw_id = _typed(body, "id", int)
@@ -155,7 +157,9 @@ def validate_update(ca: IntermediateCa, body: Mapping[str, Any], name_taken: Cal
             raise InvalidInput(f"{field} cannot be changed after creation.")
     raw_default = _typed(body, "defaultCertificate", bool)
     if raw_default is not _ABSENT and raw_default != ca.is_default:
-        raise InvalidInput("defaultCertificate cannot be changed by update; use makeDefault after finalizeCert.")
+        raise InvalidInput(
+            "defaultCertificate cannot be changed by update; use makeDefault after finalizeCert."
+        )
 
     changes: dict[str, Any] = {}
     if name_changes:

@@ -73,7 +73,9 @@ class KeyStores:
         for store in (self._software, *self._hsm.values()):
             if store.scheme == scheme and (scheme != "pkcs11" or _same_token(store, ref)):
                 return store
-        raise KeyStoreError("key_not_found", "The key store holding this certificate's key is not configured.")
+        raise KeyStoreError(
+            "key_not_found", "The key store holding this certificate's key is not configured."
+        )
 
 
 def _same_token(store: KeyStore, ref: str) -> bool:

@@ -80,10 +80,7 @@ class SoftwareKeyStore:
         key_id = self._key_id(ref)
         with self._lock:
             self._loaded.pop(key_id, None)
-        try:
-            (self._dir / f"{key_id}.key").unlink()
-        except FileNotFoundError:
-            pass
+        (self._dir / f"{key_id}.key").unlink(missing_ok=True)
 
     def _key_id(self, ref: str) -> str:
         scheme, _, key_id = ref.partition(":")

@@ -16,7 +16,17 @@ from sqlalchemy.exc import IntegrityError
 
 from interca.auth import apikey
 from interca.auth.authenticator import Authenticator
-from interca.domain.models import BUILTIN_ID, BUILTIN_NAME, CaKey, CaType, IntermediateCa, KeyType, Region, Status, UploadedCert
+from interca.domain.models import (
+    BUILTIN_ID,
+    BUILTIN_NAME,
+    CaKey,
+    CaType,
+    IntermediateCa,
+    KeyType,
+    Region,
+    Status,
+    UploadedCert,
+)
 from interca.domain.states import State
 from interca.domain.x509 import builtin
 from interca.domain.x509.chain import pem_bundle
@@ -88,7 +98,9 @@ def _record(ctx: ServiceContext, auth: Authenticator, store: KeyStore, root_ref:
     )
     try:
         with ctx.db.write() as s:
-            DeploymentRepository(s).create(deployment_id, auth.seal_api_key(apikey.new_api_key()), root_ref, now)
+            DeploymentRepository(s).create(
+                deployment_id, auth.seal_api_key(apikey.new_api_key()), root_ref, now
+            )
             certs = CertificateRepository(s)
             certs.add(ca, now)
             certs.set_default(BUILTIN_ID)

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from interca.domain.principal import Principal
 from interca.domain import fields, limits
 from interca.domain.models import IntermediateCa, Status
+from interca.domain.principal import Principal
 from interca.domain.states import State
 from interca.errors import BuiltinGuard, InvalidInput, KeyStoreError
 from interca.service.context import ORG_LOCK, ServiceContext, guard
@@ -23,7 +23,7 @@ class CertificateService:
 
     # reads ----------------------------------------------------------------------------------
 
-    def list(self, search: str | None, page: int, page_size: int) -> list[IntermediateCa]:
+    def list_all(self, search: str | None, page: int, page_size: int) -> list[IntermediateCa]:
         with self._ctx.db.read() as s:
             return CertificateRepository(s).list(search or None, (page - 1) * page_size, page_size)
 
@@ -42,24 +42,24 @@ class CertificateService:
 
     def create(self, principal: Principal, body: Mapping[str, Any]) -> IntermediateCa:
         subscription = limits.SUBSCRIPTIONS[self._ctx.settings.subscription]
-        with self._ctx.locks.hold(ORG_LOCK, wait=self._ctx.settings.edit_lock_wait):
-            with self._ctx.db.write() as s:
-                repo = CertificateRepository(s)
-                new = fields.validate_create(body, repo.name_taken)
-                limits.check_type(subscription, new.type)
-                total, enabled = repo.custom_counts()
-                limits.check_create(subscription, total, enabled, new.status is Status.ENABLED)
-                ca = IntermediateCa(
-                    id=0,
-                    name=new.name,
-                    type=new.type,
-                    region=new.region,
-                    status=new.status,
-                    key_type=new.key_type,
-                    description=new.description,
-                    state=State.GENERAL_DONE,
-                )
-                return repo.add(ca, self._ctx.clock.now())
+        org_lock = self._ctx.locks.hold(ORG_LOCK, wait=self._ctx.settings.edit_lock_wait)
+        with org_lock, self._ctx.db.write() as s:
+            repo = CertificateRepository(s)
+            new = fields.validate_create(body, repo.name_taken)
+            limits.check_type(subscription, new.type)
+            total, enabled = repo.custom_counts()
+            limits.check_create(subscription, total, enabled, new.status is Status.ENABLED)
+            ca = IntermediateCa(
+                id=0,
+                name=new.name,
+                type=new.type,
+                region=new.region,
+                status=new.status,
+                key_type=new.key_type,
+                description=new.description,
+                state=State.GENERAL_DONE,
+            )
+            return repo.add(ca, self._ctx.clock.now())
 
     def update(self, principal: Principal, ca_id: int, body: Mapping[str, Any]) -> IntermediateCa:
         # Enabling counts against the subscription, so a status change takes the org lock too.
@@ -84,7 +84,9 @@ class CertificateService:
             if ca.is_builtin:
                 raise BuiltinGuard()
             if ca.is_default:
-                raise InvalidInput("The default certificate cannot be deleted; make another certificate default first.")
+                raise InvalidInput(
+                    "The default certificate cannot be deleted; make another certificate default first."
+                )
             with self._ctx.db.write() as s:
                 CertificateRepository(s).delete(ca_id)
             # After the commit: a crash here leaves an orphan key, never a record without its key.

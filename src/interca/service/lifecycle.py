@@ -13,9 +13,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from interca.domain.principal import Principal
 from interca.domain import fields
 from interca.domain.models import CaKey, CsrRecord, IntermediateCa, UploadedCert
+from interca.domain.principal import Principal
 from interca.domain.states import State, after_download
 from interca.domain.x509 import chain as chain_rules
 from interca.domain.x509 import csr as csr_builder
@@ -26,6 +26,7 @@ from interca.service.context import ServiceContext, guard
 from interca.storage.certificates import CertificateRepository
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Download:
@@ -117,7 +118,9 @@ class LifecycleService:
                 raise InvalidInput("No file selected.")
             assert ca.key is not None and ca.csr is not None
             certs = pem.decode_upload(upload, subject="fileUpload", max_bytes=pem.CERT_MAX_BYTES)
-            candidate = Candidate(certs, _spki_of(ca.key.public_key_pem), ca.csr.subject.path_length_constraint)
+            candidate = Candidate(
+                certs, _spki_of(ca.key.public_key_pem), ca.csr.subject.path_length_constraint
+            )
             warnings = require_valid(check_intermediate(candidate))
             cert = candidate.cert
             ca.cert = UploadedCert(

@@ -117,15 +117,19 @@ class CertificateRepository:
         return [_to_domain(row, default_id) for row in rows]
 
     def name_taken(self, name: str) -> bool:
-        return self._s.scalar(select(CertificateRow.id).where(CertificateRow.name_key == name.casefold())) is not None
+        return (
+            self._s.scalar(select(CertificateRow.id).where(CertificateRow.name_key == name.casefold()))
+            is not None
+        )
 
     def custom_counts(self) -> tuple[int, int]:
         """(custom certificates, of which enabled); the built-in one does not count."""
         custom = CertificateRow.type != CaType.ZSCALER.value
         total = self._s.scalar(select(func.count()).where(custom)) or 0
-        enabled = self._s.scalar(
-            select(func.count()).where(custom, CertificateRow.status == Status.ENABLED.value)
-        ) or 0
+        enabled = (
+            self._s.scalar(select(func.count()).where(custom, CertificateRow.status == Status.ENABLED.value))
+            or 0
+        )
         return total, enabled
 
     def add(self, ca: IntermediateCa, now: dt.datetime) -> IntermediateCa:

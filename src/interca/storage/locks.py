@@ -38,7 +38,11 @@ class Locks:
             with self._db.write() as s:
                 row = s.get(LockRow, name)
                 if row is None:
-                    s.add(LockRow(name=name, holder=holder, expires_at=now + dt.timedelta(seconds=LEASE_SECONDS)))
+                    s.add(
+                        LockRow(
+                            name=name, holder=holder, expires_at=now + dt.timedelta(seconds=LEASE_SECONDS)
+                        )
+                    )
                     return True
                 if row.expires_at <= now:
                     row.holder = holder

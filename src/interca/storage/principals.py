@@ -55,7 +55,9 @@ class DeploymentRepository:
         row = self._s.get(DeploymentRow, 1)
         if row is None:
             return None
-        return Deployment(row.deployment_id, row.api_key_sealed, row.api_key_version, row.builtin_root_key_ref)
+        return Deployment(
+            row.deployment_id, row.api_key_sealed, row.api_key_version, row.builtin_root_key_ref
+        )
 
     def create(self, deployment_id: str, api_key_sealed: bytes, root_key_ref: str, now: dt.datetime) -> None:
         self._s.add(
@@ -151,7 +153,13 @@ class SessionRepository:
 
     def add(self, id_hash: str, user_id: int, api_key_version: int, now: dt.datetime) -> None:
         self._s.add(
-            SessionRow(id_hash=id_hash, user_id=user_id, api_key_version=api_key_version, created_at=now, last_seen_at=now)
+            SessionRow(
+                id_hash=id_hash,
+                user_id=user_id,
+                api_key_version=api_key_version,
+                created_at=now,
+                last_seen_at=now,
+            )
         )
         self._s.flush()
 
@@ -188,7 +196,9 @@ class TokenRepository:
         self._s = session
 
     def add(self, token_hash: str, client_pk: int, now: dt.datetime, expires_at: dt.datetime) -> None:
-        self._s.add(TokenRow(token_hash=token_hash, client_pk=client_pk, created_at=now, expires_at=expires_at))
+        self._s.add(
+            TokenRow(token_hash=token_hash, client_pk=client_pk, created_at=now, expires_at=expires_at)
+        )
         self._s.flush()
 
     def get(self, token_hash: str) -> tuple[Client, dt.datetime] | None:

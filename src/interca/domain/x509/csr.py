@@ -142,9 +142,7 @@ def csr_pem(csr: x509.CertificateSigningRequest) -> str:
 def public_key_pem(public_key: PublicKeyTypes) -> str:
     """The key as SubjectPublicKeyInfo PEM (`PUBLIC KEY`), `\\n` line ends, ending in `\\n`."""
     return _pem_text(
-        public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from interca.errors import InvalidInput
 
 Severity = Literal["error", "warning"]
 
@@ -31,3 +34,14 @@ class Finding:
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
+
+
+class FindingsError(InvalidInput):
+    """An upload or finalize was refused; carries every finding (certificates.md §1).
+
+    The message is every error message joined by one space, so it starts with the first `[id]`.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = list(findings)
+        super().__init__(" ".join(f.message for f in self.findings if f.severity == "error"))

@@ -32,8 +32,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from interca.domain.x509.der import outer_status, sniff
-from interca.domain.x509.findings import Finding
-from interca.errors import FindingsError
+from interca.domain.x509.findings import Finding, FindingsError
 
 CERT_MAX_BYTES = 65536
 CHAIN_MAX_BYTES = 1048576

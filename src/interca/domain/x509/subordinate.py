@@ -105,9 +105,7 @@ def sign_subordinate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(
-            x509.BasicConstraints(ca=True, path_length=requested_path_length(csr)), critical=True
-        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=requested_path_length(csr)), critical=True)
         .add_extension(ca_key_usage(), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         # RFC 5280 §4.2.1.1: AKI non-critical, keyIdentifier = the issuer's SKI as it is written

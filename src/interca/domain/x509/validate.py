@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from interca.domain.x509.findings import Finding
-from interca.errors import FindingsError
+from interca.domain.x509.findings import Finding, FindingsError
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interca.domain.x509.der import looks_like_pfx, looks_like_pkcs7, looks_like_pkcs8, outer_status
+from interca.domain.x509.findings import FindingsError
 from interca.domain.x509.pem import (
     CERT_MAX_BYTES,
     CHAIN_MAX_BLOCKS,
@@ -28,7 +29,6 @@ from interca.domain.x509.pem import (
     base_name,
     decode_upload,
 )
-from interca.errors import FindingsError
 
 DER, PEM = serialization.Encoding.DER, serialization.Encoding.PEM
 NO_ENC = serialization.NoEncryption()
