@@ -361,3 +361,47 @@ def test_delete_destroys_the_key(api: Api, pki: TestPKI) -> None:
 def test_states_listed_in_lifecycle_order() -> None:
     assert sorted(STEPS, key=lambda s: ["GENERAL_DONE", "KEYGEN_DONE", "PUBKEY_DONE", "ATTESTATION_DONE",
         "ATTESTATION_VERIFY_DONE", "CSRGEN_DONE", "INTCERT_UPLOAD_DONE", "CERTCHAIN_UPLOAD_DONE", "CERT_READY"].index(s)) == STEPS  # fmt: skip
+
+
+def test_a_held_edit_lock_answers_409(api: Api, http_server, settings) -> None:  # noqa: ANN001
+    import threading
+
+    from interca.app import build_services
+
+    ca_id = api.create("Locked")["id"]
+    _, holder = http_server
+    quick = build_services(make_settings(settings.data_dir, edit_lock_wait=0.2))
+    holder.app = create_app(quick.ctx.settings, quick)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with quick.ctx.locks.hold(f"cert:{ca_id}", wait=1):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    try:
+        resp = api.admin.post(f"{R}/keyPair/{ca_id}")
+        assert resp.status_code == 409
+        assert resp.json() == {
+            "code": "EDIT_LOCK_NOT_AVAILABLE",
+            "message": "Another change to this certificate is in progress; retry in a few seconds.",
+        }
+        assert api.admin.get(f"{R}/{ca_id}").json()["currentState"] == "GENERAL_DONE"
+        assert api.admin.post(R, json={"name": "Other", "type": "CUSTOM_SW"}).status_code == 200
+    finally:
+        release.set()
+        t.join()
+    assert api.admin.post(f"{R}/keyPair/{ca_id}").status_code == 200
+    quick.ctx.db.dispose()
+
+
+def test_non_ascii_names_download_with_rfc6266_filenames(api: Api) -> None:
+    ca_id = api.create('Zürich "CA"')["id"]
+    api.admin.post(f"{R}/keyPair/{ca_id}")
+    resp = api.admin.get(f"{R}/downloadPublicKey/{ca_id}")
+    assert resp.headers["content-disposition"] == (
+        "attachment; filename=\"Z_rich _CA_-PublicKey.pem\"; filename*=UTF-8''Z%C3%BCrich%20%22CA%22-PublicKey.pem"
+    )
