@@ -38,7 +38,7 @@ serve: system-deps $(VENV)/.installed
 	$(BIN)/interca serve --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

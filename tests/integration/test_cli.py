@@ -251,7 +251,7 @@ def test_ca_lifecycle_signed_by_the_lab_root(live_server: LiveServer, tmp_path: 
     assert ids == [1, cert_id]
 
 
-def test_ca_refusals_then_asaved_csr_signed_with_openssl(
+def test_ca_refusals_then_a_csr_signed_with_openssl(
     live_server: LiveServer, pki: TestPKI, tmp_path: Path
 ) -> None:
     # Credentials given wrong: exit 1, a clear message, no secret echoed.

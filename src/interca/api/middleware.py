@@ -38,11 +38,14 @@ class EdgeMiddleware:
         scope.setdefault("state", {})["transaction_id"] = txid
         https = scope.get("scheme") == "https"
         started = False
+        status = 500
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 # Downloads and the token endpoint set their own Cache-Control.
@@ -64,3 +67,6 @@ class EdgeMiddleware:
                 raise
             response: Any = unexpected()
             await response(scope, receive, send_with_headers)
+        finally:
+            # One line per request under its transaction id; the path only, never a query string.
+            log.info("%s %s %s %s", txid, scope["method"], scope["path"], status)
