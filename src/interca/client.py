@@ -58,9 +58,20 @@ class IntercaClient:
 
     # transport ----------------------------------------------------------------------------
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                0,
+                "UNREACHABLE",
+                f"Cannot reach the interca server at {self._http.base_url} ({type(exc).__name__}).",
+            ) from None
+
     def _authenticate(self) -> str:
         client_id, secret = self._credentials
-        resp = self._http.post(
+        resp = self._send(
+            "POST",
             "/oauth2/v1/token",
             data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
         )
@@ -76,9 +87,7 @@ class IntercaClient:
         for attempt in range(2):
             if self._token is None:
                 self._token = self._authenticate()
-            resp = self._http.request(
-                method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
-            )
+            resp = self._send(method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
             if resp.status_code == 401 and attempt == 0:
                 self._token = None  # expired: get a new token once
                 continue

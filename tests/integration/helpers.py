@@ -20,6 +20,15 @@ CSR_FIELDS = {
 }
 
 
+# api.md §3.1, in wire order.
+FULL_ORDER = [
+    "id", "name", "type", "region", "status", "defaultCertificate", "keyType", "fallbackCertId",
+    "certStartDate", "certExpDate", "description", "currentState", "publicKey", "keyGenerationTime",
+    "hsmAttestationVerifiedTime", "csrFileName", "csrGenerationTime", "uploadedCertFileName",
+    "uploadedCertChainFileName",
+]  # fmt: skip
+
+
 def ok(resp: httpx.Response) -> Any:
     assert resp.status_code in (200, 204), resp.text
     return resp.json() if resp.content and resp.headers.get("content-type") == "application/json" else resp

@@ -20,18 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.integration.helpers import FULL_ORDER
 
 R = "/zia/api/v1/intermediateCaCertificate"
 LEGACY_R = "/api/v1/intermediateCaCertificate"
 BUILTIN_NAME = "Built-in Intermediate CA Certificate"
 
-# api.md §3.1, in wire order.
-FULL_ORDER = [
-    "id", "name", "type", "region", "status", "defaultCertificate", "keyType", "fallbackCertId",
-    "certStartDate", "certExpDate", "description", "currentState", "publicKey", "keyGenerationTime",
-    "hsmAttestationVerifiedTime", "csrFileName", "csrGenerationTime", "uploadedCertFileName",
-    "uploadedCertChainFileName",
-]  # fmt: skip
 LITE_ORDER = FULL_ORDER[:12]
 EPOCH_FIELDS = (
     "certStartDate",
@@ -48,16 +42,6 @@ SHOW_CERT_ORDER = [
     "certName", "commName", "orgName", "deptName", "city", "state", "country", "keySize", "signatureAlgorithm",
     "pathLengthConstraint", "pathLengthConstraintInCsr", "issuedBy", "startDate", "expDate", "validityInDays",
 ]  # fmt: skip
-
-CSR_FIELDS = {
-    "csrFileName": "branch",
-    "commName": "Branch Inspection CA",
-    "orgName": "Example Org",
-    "deptName": "Security",
-    "city": "London",
-    "state": "England",
-    "country": "COUNTRY_GB",
-}
 
 # Recorded ZIA traffic (shared/data/zia-intermediate-ca-traffic.yaml), transcribed where a test
 # compares with it. Key order of the built-in and of a custom record as ZIA's list returned them:

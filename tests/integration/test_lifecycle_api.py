@@ -5,15 +5,8 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tests.conftest import ZR, Api, R
-from tests.integration.helpers import CSR_FIELDS, upload
+from tests.integration.helpers import CSR_FIELDS, FULL_ORDER, upload
 from tests.pki import TestPKI, pem
-
-FULL_ORDER = [
-    "id", "name", "type", "region", "status", "defaultCertificate", "keyType", "fallbackCertId",
-    "certStartDate", "certExpDate", "description", "currentState", "publicKey", "keyGenerationTime",
-    "hsmAttestationVerifiedTime", "csrFileName", "csrGenerationTime", "uploadedCertFileName",
-    "uploadedCertChainFileName",
-]  # fmt: skip
 
 
 def assert_ordered(body: dict, order: list[str]) -> None:

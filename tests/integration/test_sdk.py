@@ -18,11 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from tests.conftest import free_port
+from tests.integration.helpers import CSR_FIELDS, FULL_ORDER
 from tests.integration.sdk_support import (
     BUILTIN_NAME,
-    CSR_FIELDS,
     CSR_ORDER,
-    FULL_ORDER,
     GUARD_BODY,
     GUARD_MESSAGE,
     LEGACY_R,

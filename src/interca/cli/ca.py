@@ -43,6 +43,10 @@ def list_(search: str = typer.Option(None, help="Keep names containing this text
     """List certificates."""
     with refusals(), _client() as c:
         rows = c.list(search=search)
+    if not console.is_terminal:  # piped: one tab-separated line per certificate, nothing cut short
+        for row in rows:
+            print("\t".join(str(row.get(col, "")) for col in _COLUMNS))
+        return
     table = Table(*_COLUMNS)
     for row in rows:
         table.add_row(*(str(row.get(col, "")) for col in _COLUMNS))

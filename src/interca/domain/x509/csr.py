@@ -119,14 +119,15 @@ def build_csr(
     )
     # For RSA keys the builder defaults to PKCS#1 v1.5; ECDSA needs no padding.
     csr = builder.sign(private_key, hash_for(subject.signature_algorithm))
-    if not _signature_valid(csr):
+    if not signature_valid(csr):
         raise KeyStoreError(
             "signature_invalid", "The key store produced a CSR signature that does not verify."
         )
     return csr
 
 
-def _signature_valid(csr: x509.CertificateSigningRequest) -> bool:
+def signature_valid(csr: x509.CertificateSigningRequest) -> bool:
+    """True when the request's signature verifies with its own key."""
     # A garbled ECDSA signature can fail to decode instead of failing to verify; both mean "no".
     try:
         return csr.is_signature_valid

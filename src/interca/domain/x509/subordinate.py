@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from interca.domain.x509.builtin import BACKDATE
-from interca.domain.x509.csr import SignatureHash, ca_key_usage
+from interca.domain.x509.csr import SignatureHash, ca_key_usage, signature_valid
 from interca.errors import InvalidInput
 
 ROOT_KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384")
@@ -84,7 +83,7 @@ def sign_subordinate(
     the issuer key does not match the issuer certificate, the issuer is not a CA that may have
     a subordinate CA, the issuer has expired, or `days` < 1.
     """
-    if not _csr_signature_valid(csr):
+    if not signature_valid(csr):
         raise InvalidInput("The CSR signature does not verify.")
     if days < 1:
         raise InvalidInput("days must be at least 1.")
@@ -129,13 +128,6 @@ def requested_path_length(csr: x509.CertificateSigningRequest) -> int:
     if constraints.ca and constraints.path_length is not None:
         return constraints.path_length
     return 0
-
-
-def _csr_signature_valid(csr: x509.CertificateSigningRequest) -> bool:
-    try:
-        return csr.is_signature_valid
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
-        return False
 
 
 def _check_issuer_may_sign_ca(issuer_cert: x509.Certificate) -> None:
