@@ -4,6 +4,7 @@ clients, apikey. They get their services from the composition root."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -49,8 +50,17 @@ def serve(
 
     settings = _settings()
     services = _services()
+    # interca's own request log carries each response's X-Transaction-Id, so uvicorn's is off.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(f"interca listening on http://{host}:{port} (data: {settings.data_dir})")
-    uvicorn.run(create_app(settings, services), host=host, port=port, log_level="info", server_header=False)
+    uvicorn.run(
+        create_app(settings, services),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+    )
 
 
 def init(
