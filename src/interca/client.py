@@ -164,6 +164,15 @@ class IntercaClient:
     def delete_chain(self, cert_id: int) -> dict[str, Any]:
         return self._json("PUT", f"{R}/deleteCertChain/{cert_id}")
 
+    def validate(self, cert_id: int, cert: Path | None = None, chain: Path | None = None) -> dict[str, Any]:
+        """The dry-run validator: findings for the given files, or for what is stored."""
+        files = {
+            part: (path.name, path.read_bytes(), "application/octet-stream")
+            for part, path in (("fileUpload", cert), ("chainUpload", chain))
+            if path is not None
+        }
+        return self._json("POST", f"{R}/validateCert/{cert_id}", files=files or None)
+
     def finalize(self, cert_id: int) -> dict[str, Any]:
         return self._json("POST", f"{R}/finalizeCert/{cert_id}")
 

@@ -13,6 +13,7 @@ from interca.api import wire
 from interca.api.bodies import download, json_object, json_response, multipart_parts, no_content
 from interca.api.deps import Paging, admin, cert_id, paging, principal, services
 from interca.domain.principal import Principal
+from interca.domain.x509.findings import FindingsError
 from interca.service.registry import Services
 
 R = "/intermediateCaCertificate"
@@ -25,6 +26,16 @@ async def _json(request: Request, caller: Principal = Depends(admin)) -> dict[st
 
 async def _cert_file(request: Request, caller: Principal = Depends(admin)) -> Any:
     return (await multipart_parts(request, ("fileUpload",))).get("fileUpload")
+
+
+async def _validation_files(request: Request, caller: Principal = Depends(admin)) -> dict[str, Any]:
+    """validateCert's optional parts; an empty body means "re-validate what is stored"."""
+    if not await request.body():
+        return {}
+    try:
+        return await multipart_parts(request, ("fileUpload", "chainUpload"))
+    except FindingsError as oversized:  # the validator reports it as a finding, with a 200
+        return {"refused": oversized.findings}
 
 
 async def _chain_file(request: Request, caller: Principal = Depends(admin)) -> Any:
@@ -152,6 +163,19 @@ def delete_chain(certId: str, caller: Principal = Depends(admin), s: Services = 
 @router.post(R + "/finalizeCert/{certId}")
 def finalize(certId: str, caller: Principal = Depends(admin), s: Services = Depends(services)):
     return json_response(wire.full(s.lifecycle.finalize(caller, cert_id(certId))))
+
+
+@router.post(R + "/validateCert/{certId}")
+def validate_cert(
+    certId: str,
+    parts: dict = Depends(_validation_files),
+    caller: Principal = Depends(admin),
+    s: Services = Depends(services),
+):
+    report = s.lifecycle.validate_cert(
+        caller, cert_id(certId), parts.get("fileUpload"), parts.get("chainUpload"), parts.get("refused")
+    )
+    return json_response(wire.validation_report(report.valid, report.findings))
 
 
 @router.put(R + "/makeDefault/{certId}")

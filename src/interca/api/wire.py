@@ -10,6 +10,7 @@ from cryptography import x509
 
 from interca.clock import epoch
 from interca.domain.models import IntermediateCa
+from interca.domain.x509.findings import Finding
 from interca.domain.x509.summary import summarize
 
 
@@ -127,3 +128,8 @@ def show_cert(ca: IntermediateCa, cert: x509.Certificate) -> dict[str, Any]:
             ("validityInDays", s.validity_days),
         ]
     )
+
+
+def validation_report(valid: bool, findings: list[Finding]) -> dict[str, Any]:
+    """validateCert's answer (certificates.md §4)."""
+    return {"valid": valid, "findings": [f.as_dict() for f in findings]}

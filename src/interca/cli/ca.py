@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from interca.cli.output import console, refusals
@@ -134,36 +135,72 @@ def download_csr(
     console.print(f"Saved {target}.")
 
 
-def _print_warnings(record: dict[str, Any]) -> None:
+def _print_findings(findings: list[dict[str, str]]) -> None:
+    table = Table("severity", "id", "subject", "message", show_lines=True)
+    for f in findings:
+        colour = "red" if f["severity"] == "error" else "yellow"
+        table.add_row(
+            f"[{colour}]{f['severity']}[/{colour}]", f["id"], escape(f["subject"]), escape(f["message"])
+        )
+    console.print(table)
+
+
+def _print_state(c: IntercaClient, record: dict[str, Any]) -> None:
+    """The new state, then what the validator says of the stored certificate now: the warnings
+    kept with it, and any error finalizeCert would refuse on (the self-test's, for example)."""
     console.print(f"Certificate {record['id']} is now {record['currentState']}.")
+    findings = c.validate(record["id"])["findings"]
+    if findings:
+        console.print("Findings (errors must be fixed before finalizeCert; warnings are kept):")
+        _print_findings(findings)
 
 
 @ca_app.command("upload-cert")
 def upload_cert(cert_id: int, file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Upload the certificate the organisation's CA signed."""
     with refusals(), _client() as c:
-        _print_warnings(c.upload_cert(cert_id, file))
+        _print_state(c, c.upload_cert(cert_id, file))
 
 
 @ca_app.command("upload-chain")
 def upload_chain(cert_id: int, file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Upload the chain above the intermediate, up to and including the root."""
     with refusals(), _client() as c:
-        _print_warnings(c.upload_chain(cert_id, file))
+        _print_state(c, c.upload_chain(cert_id, file))
 
 
 @ca_app.command("delete-chain")
 def delete_chain(cert_id: int) -> None:
     """Remove the uploaded chain."""
     with refusals(), _client() as c:
-        _print_warnings(c.delete_chain(cert_id))
+        _print_state(c, c.delete_chain(cert_id))
 
 
 @ca_app.command()
 def finalize(cert_id: int) -> None:
     """Finalize the certificate (it becomes CERT_READY)."""
     with refusals(), _client() as c:
-        _print_warnings(c.finalize(cert_id))
+        _print_state(c, c.finalize(cert_id))
+
+
+@ca_app.command()
+def validate(
+    cert_id: int,
+    cert: Path = typer.Argument(
+        None, exists=True, dir_okay=False, help="Candidate certificate (default: the stored one)."
+    ),
+    chain: Path = typer.Option(
+        None, exists=True, dir_okay=False, help="Candidate chain (default: the stored one)."
+    ),
+) -> None:
+    """Check a certificate and chain without changing anything; exit 0 when valid, 1 when not."""
+    with refusals(), _client() as c:
+        report = c.validate(cert_id, cert, chain)
+    if report["findings"]:
+        _print_findings(report["findings"])
+    console.print("[green]Valid.[/green]" if report["valid"] else "[red]Not valid.[/red]")
+    if not report["valid"]:
+        raise typer.Exit(1)
 
 
 @ca_app.command("make-default")

@@ -115,6 +115,15 @@ class UploadedCert:
 
 
 @dataclass
+class CrlRecord:
+    """The CA's current CRL; `number` only grows (cRLNumber, RFC 5280 §5.2.3)."""
+
+    number: int
+    der: bytes
+    issued_at: dt.datetime
+
+
+@dataclass
 class IntermediateCa:
     """One intermediate CA record. `is_default` mirrors the single default pointer."""
 
@@ -130,6 +139,7 @@ class IntermediateCa:
     key: CaKey | None = None
     csr: CsrRecord | None = None
     cert: UploadedCert | None = None
+    crl: CrlRecord | None = None
 
     @property
     def is_builtin(self) -> bool:

@@ -4,8 +4,6 @@ slow work outside any write transaction, then one short write transaction."""
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,18 +12,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from interca.domain import fields
-from interca.domain.models import CaKey, CsrRecord, IntermediateCa, UploadedCert
+from interca.domain.models import CaKey, CrlRecord, CsrRecord, IntermediateCa, UploadedCert
 from interca.domain.principal import Principal
 from interca.domain.states import State, after_download
 from interca.domain.x509 import chain as chain_rules
 from interca.domain.x509 import csr as csr_builder
 from interca.domain.x509 import pem
-from interca.domain.x509.validate import Candidate, check_intermediate, require_valid, spki_der
-from interca.errors import InvalidInput, KeyStoreError
+from interca.domain.x509.crl import build_crl, can_sign_crl
+from interca.domain.x509.findings import Finding, FindingsError
+from interca.errors import InvalidInput, KeyStoreError, ServiceUnavailable
 from interca.service.context import ServiceContext, guard
+from interca.service.validation import Evaluation, Validator, effective_expiry, signing_failure
 from interca.storage.certificates import CertificateRepository
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +35,7 @@ class Download:
 class LifecycleService:
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
+        self._validator = Validator(ctx)
 
     def _save(self, ca: IntermediateCa) -> IntermediateCa:
         with self._ctx.db.write() as s:
@@ -116,20 +115,18 @@ class LifecycleService:
             guard(ca, "uploadCert")
             if upload is None:
                 raise InvalidInput("No file selected.")
-            assert ca.key is not None and ca.csr is not None
-            certs = pem.decode_upload(upload, subject="fileUpload", max_bytes=pem.CERT_MAX_BYTES)
-            candidate = Candidate(
-                certs, _spki_of(ca.key.public_key_pem), ca.csr.subject.path_length_constraint
-            )
-            warnings = require_valid(check_intermediate(candidate))
-            cert = candidate.cert
+            ev = self._validator.check_upload(ca, upload)
+            if not ev.valid or ev.intermediate is None:
+                raise FindingsError(ev.findings)
+            cert = ev.intermediate
             ca.cert = UploadedCert(
                 der=cert.public_bytes(serialization.Encoding.DER),
                 file_name=pem.base_name(upload.filename),
                 not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc,
-                warnings=[w.as_dict() for w in warnings],
-            )
+                effective_expiry=cert.not_valid_after_utc,
+                warnings=[w.as_dict() for w in ev.warnings],
+            )  # a new certificate drops any chain
             ca.state = State.INTCERT_UPLOAD_DONE
             return self._save(ca)
 
@@ -139,15 +136,15 @@ class LifecycleService:
             if upload is None:
                 raise InvalidInput("No file selected.")
             assert ca.cert is not None
-            certs = pem.decode_upload(
-                upload, subject="chainUpload", max_bytes=pem.CHAIN_MAX_BYTES, max_blocks=pem.CHAIN_MAX_BLOCKS
-            )
-            path, findings = chain_rules.build_chain(x509.load_der_x509_certificate(ca.cert.der), certs)
-            warnings = require_valid(findings)
-            ca.cert.chain_pem = chain_rules.pem_bundle(path)
+            intermediate = x509.load_der_x509_certificate(ca.cert.der)
+            ev = self._validator.check_chain_upload(intermediate, upload)
+            if not ev.valid or ev.chain is None:
+                raise FindingsError(ev.findings)
+            own = self._validator.check_intermediate(ca, [intermediate])
+            ca.cert.chain_pem = chain_rules.pem_bundle(ev.chain.path)
             ca.cert.chain_file_name = pem.base_name(upload.filename)
-            ca.cert.warnings = [w for w in ca.cert.warnings if not w["subject"].startswith("chain")]
-            ca.cert.warnings += [w.as_dict() for w in warnings]
+            ca.cert.effective_expiry = ev.chain.effective_expiry
+            ca.cert.warnings = [w.as_dict() for w in [*own.warnings, *ev.warnings]]
             ca.state = State.CERTCHAIN_UPLOAD_DONE
             return self._save(ca)
 
@@ -155,9 +152,13 @@ class LifecycleService:
         with self._ctx.editing(ca_id) as ca:
             guard(ca, "deleteCertChain")
             assert ca.cert is not None
+            intermediate = x509.load_der_x509_certificate(ca.cert.der)
             ca.cert.chain_pem = None
             ca.cert.chain_file_name = None
-            ca.cert.warnings = [w for w in ca.cert.warnings if not w["subject"].startswith("chain")]
+            ca.cert.effective_expiry = ca.cert.not_after
+            ca.cert.warnings = [
+                w.as_dict() for w in self._validator.check_intermediate(ca, [intermediate]).warnings
+            ]
             ca.state = State.INTCERT_UPLOAD_DONE
             return self._save(ca)
 
@@ -174,29 +175,51 @@ class LifecycleService:
         cert = x509.load_der_x509_certificate(ca.cert.der)
         return Download(f"{ca.name}-Chain.pem", chain_rules.pem_bundle([cert]) + (ca.cert.chain_pem or ""))
 
-    # finalize -------------------------------------------------------------------------------
+    # validate and finalize --------------------------------------------------------------------
+
+    def validate_cert(
+        self,
+        principal: Principal,
+        ca_id: int,
+        cert_upload: pem.Upload | None,
+        chain_upload: pem.Upload | None,
+        refused: list[Finding] | None = None,
+    ) -> Evaluation:
+        """The dry-run validator (certificates.md §4): the full report, nothing changed.
+        `refused` carries what the HTTP edge already refused (a body over the size cap)."""
+        ca = self._ctx.load(ca_id)
+        guard(ca, "validateCert")
+        if refused:
+            return Evaluation(list(refused))
+        if ca.cert is None and cert_upload is None:
+            raise InvalidInput("No file selected.")
+        ev = self._validator.evaluate(ca, cert_upload, chain_upload, with_self_test=True)
+        _raise_if_key_store_failed(ev)
+        return ev
 
     def finalize(self, principal: Principal, ca_id: int) -> IntermediateCa:
         with self._ctx.editing(ca_id) as ca:
             guard(ca, "finalizeCert")
             assert ca.cert is not None and ca.key is not None
-            now = self._ctx.clock.now()
-            if ca.cert.not_after <= now:
-                raise InvalidInput(
-                    f"[expired] The certificate expired on {ca.cert.not_after:%Y-%m-%dT%H:%M:%SZ}."
-                )
-            ca.cert.effective_expiry = _effective_expiry(ca.cert)
+            # Time has passed since the upload: every check runs again, then the self-test.
+            ev = self._validator.evaluate(ca, None, None, with_self_test=True)
+            _raise_if_key_store_failed(ev)
+            if not ev.valid or ev.intermediate is None:
+                raise FindingsError(ev.findings)
+            ca.cert.effective_expiry = effective_expiry(ev.intermediate, ev.chain)
+            ca.cert.warnings = [w.as_dict() for w in ev.warnings]
+            if can_sign_crl(ev.intermediate):
+                signer = self._ctx.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+                number = (ca.crl.number if ca.crl else 0) + 1
+                now = self._ctx.clock.now()
+                crl = build_crl(ev.intermediate, signer, number, now)
+                ca.crl = CrlRecord(number, crl.public_bytes(serialization.Encoding.DER), now)
             ca.state = State.CERT_READY
             return self._save(ca)
 
 
-def _spki_of(public_key_pem: str) -> bytes:
-    return spki_der(serialization.load_pem_public_key(public_key_pem.encode()))
-
-
-def _effective_expiry(cert: UploadedCert) -> dt.datetime:
-    """The earliest notAfter on the path: issued certificates stop working then."""
-    expiries = [cert.not_after]
-    if cert.chain_pem:
-        expiries += [c.not_valid_after_utc for c in x509.load_pem_x509_certificates(cert.chain_pem.encode())]
-    return min(expiries)
+def _raise_if_key_store_failed(ev: Evaluation) -> None:
+    """A key store that cannot sign is the service's problem, not the certificate's: 503."""
+    failed = signing_failure(ev.findings)
+    if failed is not None:
+        raise ServiceUnavailable(failed.message)

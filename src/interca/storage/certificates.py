@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from interca.domain.models import (
     CaKey,
     CaType,
+    CrlRecord,
     CsrRecord,
     CsrSubject,
     IntermediateCa,
@@ -62,6 +63,8 @@ def _to_domain(row: CertificateRow, default_id: int | None) -> IntermediateCa:
             effective_expiry=row.effective_expiry,
             warnings=list(row.warnings or []),
         )
+    if row.crl_der and row.crl_issued_at:
+        ca.crl = CrlRecord(row.crl_number, row.crl_der, row.crl_issued_at)
     return ca
 
 
@@ -90,6 +93,10 @@ def _fill(row: CertificateRow, ca: IntermediateCa, now: dt.datetime) -> None:
     row.chain_file_name = cert.chain_file_name if cert else None
     row.effective_expiry = cert.effective_expiry if cert else None
     row.warnings = list(cert.warnings) if cert and cert.warnings else None
+    if ca.crl is not None:  # the number is kept even when the CRL is dropped, so it never goes back
+        row.crl_number = ca.crl.number
+    row.crl_der = ca.crl.der if ca.crl else None
+    row.crl_issued_at = ca.crl.issued_at if ca.crl else None
     row.updated_at = now
 
 

@@ -49,6 +49,10 @@ class CertificateRow(Base):
     effective_expiry: Mapped[dt.datetime | None]
     warnings: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
 
+    crl_number: Mapped[int] = mapped_column(Integer, default=0)  # last cRLNumber issued (monotonic)
+    crl_der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    crl_issued_at: Mapped[dt.datetime | None]
+
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
