@@ -289,8 +289,22 @@ def test_ca_refusals_then_a_csr_signed_with_openssl(
     (tmp_path / "signed.pem").write_bytes(cert_pem)
     (tmp_path / "chain.pem").write_bytes(pki.root.cert_pem)
 
+    # The dry-run validator: exit 1 with the finding for the wrong certificate, 0 for the signed one.
+    bad = interca("ca", "validate", str(cert_id), "other.pem", env=env, cwd=tmp_path)
+    assert bad.returncode == 1 and "public_key_mismatch" in flat(bad.stdout) and "Not valid." in bad.stdout
+    good = flat(
+        ok(
+            interca(
+                "ca", "validate", str(cert_id), "signed.pem", "--chain", "chain.pem", env=env, cwd=tmp_path
+            )
+        )
+    )
+    assert "Valid." in good and "crl_url_loopback" in good  # the self-test's warning, shown as a table
+    assert server_record(live_server, cert_id)["currentState"] == "CSRGEN_DONE"  # nothing changed
+
     out = flat(ok(interca("ca", "upload-cert", str(cert_id), "signed.pem", env=env, cwd=tmp_path)))
     assert f"Certificate {cert_id} is now INTCERT_UPLOAD_DONE." in out
+    assert "root_unknown" in out  # the validator's view of what is stored, printed after the upload
     out = flat(ok(interca("ca", "upload-chain", str(cert_id), "chain.pem", env=env, cwd=tmp_path)))
     assert f"Certificate {cert_id} is now CERTCHAIN_UPLOAD_DONE." in out
     out = flat(ok(interca("ca", "finalize", str(cert_id), env=env)))

@@ -493,6 +493,22 @@ def test_oneapi_client_whole_lifecycle(
         check.record(rec)  # the token stays valid
 
 
+def test_oneapi_client_validate_cert_is_guarded_on_the_builtin(
+    live_server: LiveServer, pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """api.md §2 row 23 and §4.5: validateCert (no SDK method) is refused on the built-in like the other
+    steps; with the SDK's JSON body it is a 415 first (precedence §4.6)."""
+    isolate_sdk(monkeypatch, tmp_path)
+    srv = live_server
+    with oneapi_client(monkeypatch, srv.base, srv.client_id, srv.client_secret) as z:
+        ex = z.get_request_executor()
+        data, ctype = multipart(pki.root.cert_pem)
+        resp = execute(ex, "POST", f"{R}/validateCert/1", data, {"Content-Type": ctype}, True)
+        assert resp.status_code == 403 and resp.content == GUARD_BODY, (resp.status_code, resp.content)
+        assert_json_headers(resp.headers)
+        assert_empty_415(execute(ex, "POST", f"{R}/validateCert/1", {}))
+
+
 # ------------------------------------------------------------------------------------------------
 # OneAPI client: lists, paging, lite shapes, limits, roles, tokens across restarts and refresh
 # ------------------------------------------------------------------------------------------------
