@@ -1,9 +1,10 @@
 """The finalize self-test (certificates.md §5 steps 2-5): mint a canary leaf with the engine's own
 leaf function and the CA's real key, then prove it with a strict verifier and a real TLS handshake.
 
-Owns the canary name, the trust anchor of the test, the §6 invariants checked on the canary and
-the in-process handshake. Step 1 (re-running the upload checks) and step 6 (storing the result)
-belong to the finalize use case, which also turns `selftest_signing_failed` into a 503.
+Owns the canary name, the trust anchor of the test and the §6 invariants checked on the canary;
+the in-process TLS handshake is in `handshake.py`. Step 1 (re-running the upload checks) and
+step 6 (storing the result) belong to the finalize use case, which also turns
+`selftest_signing_failed` into a 503.
 
 Time: the canary is minted and verified at `SelfTestInput.now`, but OpenSSL's handshake always
 uses the real clock. With the system clock (finalize) the two agree; tests that move `now` are
@@ -13,12 +14,8 @@ about the verifier step, which runs first and stops the test when the path is ou
 from __future__ import annotations
 
 import datetime as dt
-import os
-import ssl
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -28,16 +25,11 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
 
 from interca.domain.x509.findings import Finding
-from interca.domain.x509.leaf import (
-    MAX_LIFETIME_DAYS,
-    LeafProfile,
-    LeafRefused,
-    build_leaf,
-    check_name_constraints,
-    leaf_signature_hash,
-    normalize_name,
-)
+from interca.domain.x509.hostnames import check_name_constraints, normalize_name
+from interca.domain.x509.leaf import MAX_LIFETIME_DAYS, LeafProfile, build_leaf, leaf_signature_hash
+from interca.domain.x509.leaf_refusal import LeafRefused
 from interca.errors import KeyStoreError
+from interca.service.handshake import handshake
 
 CANARY_LABEL = "interca-selftest"
 FALLBACK_CANARY = f"{CANARY_LABEL}.invalid"  # RFC 2606: a name that can never be a real host
@@ -45,7 +37,6 @@ ROOT_UNKNOWN_TEXT = (
     "No root was uploaded, so only the link from a test certificate to this CA was verified; "
     "upload the chain to have the whole path checked."
 )
-_HANDSHAKE_ROUNDS = 20  # a TLS 1.2 handshake needs 4 flights, TLS 1.3 3; the rest is headroom
 
 
 @dataclass(frozen=True)
@@ -156,7 +147,14 @@ def run_self_test(data: SelfTestInput) -> list[Finding]:
         )
         return findings
 
-    failure = handshake(leaf, leaf_key, anchor, canary)
+    failure = handshake(
+        leaf,
+        leaf_key,
+        canary,
+        trusted=anchor.store,
+        untrusted=anchor.untrusted,
+        partial_chain=not anchor.root_known,
+    )
     if failure is not None:
         findings.append(
             Finding.error(
@@ -226,72 +224,6 @@ def profile_violation(
     if _spki(leaf.public_key()) == _spki(ca_cert.public_key()):
         return "the certificate carries the CA's own key"
     return None
-
-
-def handshake(leaf: x509.Certificate, leaf_key: LeafKey, anchor: _Anchor, host: str) -> str | None:
-    """A TLS 1.2+ handshake between two in-memory `ssl` objects; the failure text or `None`.
-
-    Server: the leaf, then `anchor.untrusted` (intermediate first, no root, §6.4). Client:
-    `ssl.create_default_context` trusting only `anchor.store`, hostname checked, X.509 strict
-    (plus partial chains when the store is not a root). `ssl` loads keys only from files, so the
-    leaf key is written to a 0600 file in a 0700 temporary directory that is removed on return.
-    """
-    with tempfile.TemporaryDirectory(prefix="interca-selftest-") as tmp:
-        folder = Path(tmp)
-        folder.chmod(0o700)  # mkdtemp makes it 0700 already; say so for the reader
-        chain_file, key_file, store_file = folder / "chain.pem", folder / "key.pem", folder / "store.pem"
-        key_pem = leaf_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key_pem)
-        chain_file.write_bytes(b"".join(_pem(c) for c in [leaf, *anchor.untrusted]))
-        store_file.write_bytes(_pem(anchor.store))
-
-        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server.minimum_version = ssl.TLSVersion.TLSv1_2
-        server.load_cert_chain(chain_file, key_file)
-        client = ssl.create_default_context(cafile=str(store_file))
-        client.minimum_version = ssl.TLSVersion.TLSv1_2
-        client.check_hostname = True
-        client.verify_flags |= ssl.VERIFY_X509_STRICT
-        if not anchor.root_known:
-            client.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    # Both contexts hold what they loaded; the files are gone from here on.
-    return _pump(client, server, host)
-
-
-def _pump(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, host: str) -> str | None:
-    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client_out, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_ctx.wrap_bio(to_client, client_out, server_hostname=host)
-    server = server_ctx.wrap_bio(to_server, server_out, server_side=True)
-    client_done = server_done = False
-    for _ in range(_HANDSHAKE_ROUNDS):
-        try:
-            if not client_done:
-                client.do_handshake()
-                client_done = True
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLCertVerificationError as exc:
-            return str(exc.verify_message)
-        except ssl.SSLError as exc:
-            return f"client: {exc.reason or exc}"
-        to_server.write(client_out.read())
-        try:
-            if not server_done:
-                server.do_handshake()
-                server_done = True
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as exc:
-            return f"server: {exc.reason or exc}"
-        to_client.write(server_out.read())
-        if client_done and server_done:
-            return None
-    return "the handshake did not complete"
 
 
 def _anchor(data: SelfTestInput) -> _Anchor:
@@ -366,10 +298,6 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _spki(key: PublicKeyTypes) -> bytes:

@@ -6,6 +6,11 @@ findings (usually none or one; F14 and F18 name the variant that applies). Which
 certificate is a profile: a tuple of check numbers in spec order. F3, F4, F21 and F22 compare
 with the CSR and live in `validate.py`; `profile_findings` refuses them.
 
+Owns the profiles, `profile_findings` that runs them, the check table `CERT_CHECKS`, and the checks
+on the certificate's own fields: validity (F14-F15), signature algorithm and key (F16-F18) and
+serial number (F19-F20). The checks on extensions are in `extension_checks.py`; `Target`, what
+every check receives, is in `check_target.py`.
+
 Robustness: `cryptography` parses the serial, the names and the extensions lazily and raises
 (`ValueError`, `x509.DuplicateExtension`, ...) on first access when one is malformed. The upload
 decoder already refuses such files as G9, but certificates can reach these checks by other roads
@@ -19,17 +24,29 @@ cryptography's warning about non-positive serials is suppressed and reported as 
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ExtensionOID
 
 from interca.domain.x509.algorithms import EC_PUBLIC_KEY, key_type_name, signature_algorithm, spki_algorithm
+from interca.domain.x509.check_target import CertCheck, Target
+from interca.domain.x509.extension_checks import (
+    check_aki,
+    check_bc_critical,
+    check_critical_known,
+    check_critical_unknown,
+    check_crl_sign,
+    check_eku,
+    check_key_cert_sign,
+    check_key_usage_critical,
+    check_key_usage_missing,
+    check_name_constraints,
+    check_not_a_ca,
+    check_revocation_info,
+    check_ski,
+)
 from interca.domain.x509.findings import Finding
 from interca.domain.x509.policy import CheckPolicy
 
@@ -55,54 +72,13 @@ ROOT_PROFILE: tuple[str, ...] = (
 )
 """§3 step 11: the root is not judged on its signature algorithm, SKI or AKI."""
 
-# F12: the only extensions that may be critical (certificates.md §2, "Why" F12/F13).
-CRITICAL_ALLOWED = frozenset(
-    {
-        ExtensionOID.BASIC_CONSTRAINTS,
-        ExtensionOID.KEY_USAGE,
-        ExtensionOID.NAME_CONSTRAINTS,
-        ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
-    }
-)
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 ACCEPTED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 _CURVE_NAMES = {"secp192r1": "P-192", "secp224r1": "P-224", "secp521r1": "P-521", **ACCEPTED_CURVES}
 MAX_SERIAL_OCTETS = 20
-_SUBTREES_SHOWN = 10
 
 MALFORMED_MESSAGE = "The file is not a valid PEM or DER certificate (not a certificate)."
-
-E = TypeVar("E", bound=x509.ExtensionType)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One certificate under check: `subject` labels its findings, `policy` gives time and limits."""
-
-    cert: x509.Certificate
-    subject: str
-    policy: CheckPolicy
-
-    @property
-    def now(self) -> dt.datetime:
-        now = self.policy.now
-        return now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
-
-    def extension(self, kind: type[E]) -> x509.Extension[E] | None:
-        try:
-            return self.cert.extensions.get_extension_for_class(kind)
-        except x509.ExtensionNotFound:
-            return None
-
-    def error(self, finding_id: str, text: str) -> list[Finding]:
-        return [Finding.error(finding_id, text, self.subject)]
-
-    def warning(self, finding_id: str, text: str) -> list[Finding]:
-        return [Finding.warning(finding_id, text, self.subject)]
-
-
-CertCheck = Callable[[Target], list[Finding]]
 
 
 def unparseable(cert: x509.Certificate) -> bool:
@@ -137,141 +113,6 @@ def profile_findings(
         return [malformed(subject)]
     target = Target(cert, subject, policy)
     return [f for number in ALL_CHECKS if number in wanted for f in CERT_CHECKS[number](target)]
-
-
-# F1–F2 basicConstraints ----------------------------------------------------------------------
-
-
-def check_not_a_ca(t: Target) -> list[Finding]:
-    bc = t.extension(x509.BasicConstraints)
-    if bc is not None and bc.value.ca:
-        return []
-    return t.error(
-        "not_a_ca",
-        "basicConstraints does not assert cA=TRUE, so this certificate cannot issue certificates; "
-        "have it signed as a subordinate CA.",
-    )
-
-
-def check_bc_critical(t: Target) -> list[Finding]:
-    """Only when basicConstraints is present (an absent one is F1's)."""
-    bc = t.extension(x509.BasicConstraints)
-    if bc is None or bc.critical:
-        return []
-    return t.error(
-        "basic_constraints_not_critical", "basicConstraints must be critical (RFC 5280 section 4.2.1.9)."
-    )
-
-
-# F5–F8 keyUsage ------------------------------------------------------------------------------
-
-
-def check_key_usage_missing(t: Target) -> list[Finding]:
-    if t.extension(x509.KeyUsage) is not None:
-        return []
-    return t.error(
-        "key_usage_missing",
-        "keyUsage is missing; strict clients (Python 3.13 and later) reject every certificate issued "
-        "under this CA.",
-    )
-
-
-def check_key_cert_sign(t: Target) -> list[Finding]:
-    ku = t.extension(x509.KeyUsage)
-    if ku is None or ku.value.key_cert_sign:
-        return []
-    return t.error(
-        "no_key_cert_sign",
-        "keyUsage does not include keyCertSign, so this certificate cannot issue certificates.",
-    )
-
-
-def check_key_usage_critical(t: Target) -> list[Finding]:
-    ku = t.extension(x509.KeyUsage)
-    if ku is None or ku.critical:
-        return []
-    return t.warning("key_usage_not_critical", "keyUsage should be critical (RFC 5280 section 4.2.1.3).")
-
-
-def check_crl_sign(t: Target) -> list[Finding]:
-    ku = t.extension(x509.KeyUsage)
-    if ku is None or ku.value.crl_sign:
-        return []
-    return t.warning(
-        "no_crl_sign",
-        "keyUsage does not include cRLSign; interca cannot sign a CRL with this CA and will leave the "
-        "CRL distribution point out of its leaves.",
-    )
-
-
-# F9–F13 other extensions ---------------------------------------------------------------------
-
-
-def check_eku(t: Target) -> list[Finding]:
-    eku = t.extension(x509.ExtendedKeyUsage)
-    allowed = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
-    if eku is None or allowed & set(eku.value):
-        return []
-    return t.error(
-        "eku_excludes_server_auth",
-        "extendedKeyUsage lacks serverAuth; browsers, OpenSSL, curl, Go and Node reject server "
-        "certificates issued under this CA.",
-    )
-
-
-def check_ski(t: Target) -> list[Finding]:
-    if t.extension(x509.SubjectKeyIdentifier) is not None:
-        return []
-    return t.error(
-        "ski_missing",
-        "subjectKeyIdentifier is missing; leaves need it for their authorityKeyIdentifier and strict "
-        "clients reject its absence.",
-    )
-
-
-def check_aki(t: Target) -> list[Finding]:
-    if t.extension(x509.AuthorityKeyIdentifier) is not None or is_self_issued(t.cert):
-        return []
-    return t.error(
-        "aki_missing",
-        "authorityKeyIdentifier is missing; strict clients (Python 3.13 and later) reject every "
-        "certificate issued under this CA.",
-    )
-
-
-def is_self_issued(cert: x509.Certificate) -> bool:
-    return cert.issuer.public_bytes() == cert.subject.public_bytes()
-
-
-def check_critical_known(t: Target) -> list[Finding]:
-    """F12: every extension `cryptography` parses (so has a name for) outside the allow-list."""
-    found: list[Finding] = []
-    for ext in t.cert.extensions:
-        if (
-            ext.critical
-            and not isinstance(ext.value, x509.UnrecognizedExtension)
-            and ext.oid not in CRITICAL_ALLOWED
-        ):
-            name = ext.oid._name if ext.oid._name != "Unknown OID" else type(ext.value).__name__
-            found += t.error(
-                "critical_extension_not_allowed",
-                f"{name} ({ext.oid.dotted_string}) is marked critical; it must be non-critical.",
-            )
-    return found
-
-
-def check_critical_unknown(t: Target) -> list[Finding]:
-    """F13: every critical extension `cryptography` does not parse (`UnrecognizedExtension`)."""
-    return [
-        finding
-        for ext in t.cert.extensions
-        if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension)
-        for finding in t.error(
-            "unknown_critical_extension",
-            f"Critical extension {ext.oid.dotted_string} is not understood by TLS clients; they would "
-            "reject every certificate issued under this CA.",
-        )
-    ]
 
 
 # F14–F15 validity ----------------------------------------------------------------------------
@@ -393,66 +234,6 @@ def check_serial_length(t: Target) -> list[Finding]:
     return t.warning(
         "serial_too_long",
         f"The serial number is {octets} octets; RFC 5280 allows at most {MAX_SERIAL_OCTETS}.",
-    )
-
-
-# F23–F24 -------------------------------------------------------------------------------------
-
-
-def printable(text: str) -> str:
-    """`text` for a message: control and other non-printing characters become `?`."""
-    return "".join("?" if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in text)
-
-
-def general_name(name: x509.GeneralName) -> str:
-    if isinstance(name, x509.DNSName):
-        return f"DNS:{printable(name.value)}"
-    if isinstance(name, x509.IPAddress):
-        return f"IP:{name.value}"
-    if isinstance(name, x509.RFC822Name):
-        return f"email:{printable(name.value)}"
-    if isinstance(name, x509.UniformResourceIdentifier):
-        return f"URI:{printable(name.value)}"
-    if isinstance(name, x509.DirectoryName):
-        return f"DirName:{printable(name.value.rfc4514_string())}"
-    if isinstance(name, x509.RegisteredID):
-        return f"RID:{name.value.dotted_string}"
-    if isinstance(name, x509.OtherName):
-        return f"othername:{name.type_id.dotted_string}"
-    return type(name).__name__
-
-
-def subtrees(names: Sequence[x509.GeneralName] | None) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(general_name(n) for n in names[:_SUBTREES_SHOWN])
-    more = len(names) - _SUBTREES_SHOWN
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
-def check_name_constraints(t: Target) -> list[Finding]:
-    nc = t.extension(x509.NameConstraints)
-    if nc is None:
-        return []
-    permitted, excluded = subtrees(nc.value.permitted_subtrees), subtrees(nc.value.excluded_subtrees)
-    return t.warning(
-        "name_constraints",
-        f"This CA is name-constrained (permitted: {permitted}; excluded: {excluded}); hosts outside "
-        "cannot be inspected and will be passed through.",
-    )
-
-
-def check_revocation_info(t: Target) -> list[Finding]:
-    """F24: a cRLDistributionPoints extension, or an authorityInfoAccess naming an OCSP responder."""
-    if t.extension(x509.CRLDistributionPoints) is not None:
-        return []
-    aia = t.extension(x509.AuthorityInformationAccess)
-    if aia is not None and any(d.access_method == AuthorityInformationAccessOID.OCSP for d in aia.value):
-        return []
-    return t.warning(
-        "no_revocation_info",
-        "The certificate has no revocation information; Windows clients that check the whole chain "
-        "(Schannel, curl.exe) may refuse connections.",
     )
 
 

@@ -3,7 +3,7 @@
 Gates G10–G13 run in order and stop at the first failure (later checks would describe the wrong
 input); then the F checks all run and every finding is reported, in spec order. The checks that
 compare with the CSR (F3, F4, F21, F22) are here; the per-certificate ones, shared with the chain
-checks of §3, are in `profile_checks.py`.
+checks of §3, are run by `profile_checks.py` (those on extensions live in `extension_checks.py`).
 
 One gate beyond the spec follows G10: a certificate whose serial, names or extensions
 `cryptography` cannot parse (it parses them lazily; the upload decoder already forces them and
@@ -22,16 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from interca.domain.x509.check_target import Target, printable
 from interca.domain.x509.findings import Finding, FindingsError
 from interca.domain.x509.policy import CheckPolicy
-from interca.domain.x509.profile_checks import (
-    CERT_CHECKS,
-    INTERMEDIATE_PROFILE,
-    Target,
-    malformed,
-    printable,
-    unparseable,
-)
+from interca.domain.x509.profile_checks import CERT_CHECKS, INTERMEDIATE_PROFILE, malformed, unparseable
 
 # api.md §3.3: the pathLen values a CSR may request; F3 suggests regenerating the CSR only with these.
 CSR_PATH_LENGTHS = (0, 1)

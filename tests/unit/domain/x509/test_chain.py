@@ -19,13 +19,8 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.pki import CA, TestPKI, new_key, openssl
 
-from interca.domain.x509.chain import (
-    ChainResult,
-    build_chain,
-    chain_subject,
-    find_org_root,
-    pem_bundle,
-)
+from interca.domain.x509.chain import ChainResult, build_chain, find_org_root, pem_bundle
+from interca.domain.x509.chain_file import chain_subject
 from interca.domain.x509.findings import Finding
 from interca.domain.x509.policy import CheckPolicy
 

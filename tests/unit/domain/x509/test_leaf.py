@@ -23,14 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.pki import CA, TestPKI, new_key
 
-from interca.domain.x509.leaf import (
-    LeafProfile,
-    LeafRefused,
-    build_leaf,
-    check_name_constraints,
-    leaf_signature_hash,
-    normalize_name,
-)
+from interca.domain.x509.hostnames import check_name_constraints, normalize_name
+from interca.domain.x509.leaf import LeafProfile, build_leaf, leaf_signature_hash
+from interca.domain.x509.leaf_refusal import LeafRefused
 
 NOW = dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC)
 PROFILE = LeafProfile()
