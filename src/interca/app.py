@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-from interca.api import certificates, sessions
+from interca.api import audit, certificates, sessions
 from interca.api.bodies import UnsupportedMediaType
 from interca.api.errors import error_response, not_found
 from interca.api.middleware import EdgeMiddleware
@@ -23,6 +23,7 @@ from interca.errors import IntercaError
 from interca.keystore.base import KeyStores
 from interca.keystore.master_key import load_master_key
 from interca.keystore.software import SoftwareKeyStore
+from interca.service.audit import AuditLog
 from interca.service.context import ServiceContext
 from interca.service.registry import Services
 from interca.storage import migrate
@@ -43,7 +44,8 @@ def build_services(
     db = Database.from_url(settings.database_url)
     keystores = KeyStores(SoftwareKeyStore(settings.keys_dir, master_key))
     ctx = ServiceContext(db=db, locks=Locks(db, clock), clock=clock, settings=settings, keystores=keystores)
-    return Services.build(ctx, Authenticator(db, clock, settings, master_key))
+    audit = AuditLog(ctx)
+    return Services.build(ctx, Authenticator(db, clock, settings, master_key, audit), audit)
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> Services:
@@ -65,6 +67,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for prefix in PREFIXES:
         app.include_router(certificates.router, prefix=prefix)
         app.include_router(sessions.router, prefix=prefix)
+        app.include_router(audit.router, prefix=prefix)
     app.include_router(sessions.token_router)
 
     @app.exception_handler(IntercaError)

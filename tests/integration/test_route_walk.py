@@ -21,8 +21,8 @@ def routes(api: Api) -> list[tuple[str, str]]:
 
 def test_route_table_is_complete(api: Api) -> None:
     found = routes(api)
-    # 23 certificate routes (rows 1-23) + 3 session routes under each prefix, and the token endpoint.
-    assert len(found) == 2 * (23 + 3) + 1, found
+    # 23 certificate routes (rows 1-23), 3 session routes and the audit log under each prefix, and the token endpoint.
+    assert len(found) == 2 * (23 + 3 + 1) + 1, found
 
 
 def test_no_route_answers_without_credentials(api: Api) -> None:

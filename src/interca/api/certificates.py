@@ -82,7 +82,7 @@ def create(body: dict = Depends(_json), caller: Principal = Depends(admin), s: S
 
 
 @router.post(R + "/keyPair/{certId}")
-def key_pair(certId: str, caller: Principal = Depends(admin), s: Services = Depends(services)):
+def generate_key_pair(certId: str, caller: Principal = Depends(admin), s: Services = Depends(services)):
     return json_response(wire.hsm_key(s.lifecycle.generate_key_pair(caller, cert_id(certId))))
 
 
@@ -166,7 +166,7 @@ def finalize(certId: str, caller: Principal = Depends(admin), s: Services = Depe
 
 
 @router.post(R + "/validateCert/{certId}")
-def validate_cert(
+def validate(
     certId: str,
     parts: dict = Depends(_validation_files),
     caller: Principal = Depends(admin),

@@ -35,12 +35,19 @@ def principal(request: Request) -> Principal:
         if not cookie:
             raise SessionNotValid()
         found = auth.check_session(cookie)
+    found = found.at(request.client.host if request.client else None)
     request.state.principal = found
     return found
 
 
-def admin(caller: Principal = Depends(principal)) -> Principal:
+def admin(request: Request, caller: Principal = Depends(principal)) -> Principal:
+    """Mutations need the admin role; a refused attempt is audited under the route's verb."""
     if not caller.is_admin:
+        # Route handlers are named after the audit verbs (DESIGN.md's table).
+        verb = getattr(request.scope.get("endpoint"), "__name__", "unknown")
+        raw_id = request.path_params.get("certId", "")
+        target = int(raw_id) if raw_id.isdigit() and int(raw_id) <= MAX_CERT_ID else None
+        request.app.state.services.audit.record(caller, verb, target, "FAILURE", "NOT_AUTHORIZED")
         raise NotAuthorized()
     return caller
 

@@ -30,7 +30,7 @@ async def login(request: Request) -> Response:
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("Request body is invalid.") from None
     s: Services = services(request)
-    session_id = await run_in_threadpool(s.auth.login, body)
+    session_id = await run_in_threadpool(s.auth.login, body, _source(request))
     secure = "; Secure" if request.url.scheme == "https" else ""
     # The value must be followed directly by ';' (clients extract it with JSESSIONID=(.*?);).
     cookie = f"JSESSIONID={session_id}; Path=/{secure}; HttpOnly"
@@ -60,8 +60,14 @@ async def token(request: Request) -> Response:
     except UnicodeDecodeError:
         raise OAuthError("invalid_request", "The request body is not valid form data.") from None
     s: Services = services(request)
-    issued = await run_in_threadpool(s.auth.issue_token, form, request.headers.get("authorization"))
+    issued = await run_in_threadpool(
+        s.auth.issue_token, form, request.headers.get("authorization"), _source(request)
+    )
     return JSONResponse(
         {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in},
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _source(request: Request) -> str | None:
+    return request.client.host if request.client else None

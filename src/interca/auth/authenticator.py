@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
+import getpass
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from interca.config import Settings
 from interca.domain.principal import Principal, Role
 from interca.errors import InvalidInput, LoginFailed, OAuthError, SessionNotValid
 from interca.keystore.master_key import MasterKey
+from interca.service.audit import AuditLog
 from interca.storage.db import Database
 from interca.storage.principals import (
     ClientRepository,
@@ -42,11 +45,14 @@ class IssuedToken:
 
 
 class Authenticator:
-    def __init__(self, db: Database, clock: Clock, settings: Settings, master_key: MasterKey) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, settings: Settings, master_key: MasterKey, audit: AuditLog
+    ) -> None:
         self._db = db
         self._clock = clock
         self._settings = settings
         self._master = master_key
+        self._audit = audit
 
     # org API key -------------------------------------------------------------------------
 
@@ -60,17 +66,22 @@ class Authenticator:
             raise InvalidInput("The deployment is not initialised; run 'interca init'.")
         return self._master.open(deployment.api_key_sealed, _API_KEY_AAD).decode()
 
-    def rotate_api_key(self) -> str:
+    def rotate_api_key(self, actor: Principal | None = None) -> str:
         """A new org API key; every session opened with the old one ends."""
         key = apikey.new_api_key()
         with self._db.write() as s:
-            DeploymentRepository(s).set_api_key(self.seal_api_key(key))
+            version = DeploymentRepository(s).set_api_key(self.seal_api_key(key))
             SessionRepository(s).delete_all()
+            self._audit.append(
+                s, actor or local_actor(), "apikey_rotate", None, "SUCCESS", f"key version {version}"
+            )
         return key
 
     # principals ----------------------------------------------------------------------------
 
-    def add_user(self, username: str, role: Role, password: str | None = None) -> str:
+    def add_user(
+        self, username: str, role: Role, password: str | None = None, actor: Principal | None = None
+    ) -> str:
         """Create an admin-portal user; returns the password (generated when none is given)."""
         username = username.strip()
         if not username or "@" not in username or len(username) > 254:
@@ -83,9 +94,14 @@ class Authenticator:
             if users.by_username(username) is not None:
                 raise InvalidInput(f"A user named '{username}' already exists.")
             users.add(username, hashing.hash_password(password), role.value, self._clock.now())
+            self._audit.append(
+                s, actor or local_actor(), "user_add", None, "SUCCESS", f"{username.lower()} {role.value}"
+            )
         return password
 
-    def add_client(self, name: str, role: Role, public_key_pem: str | None = None) -> tuple[str, str | None]:
+    def add_client(
+        self, name: str, role: Role, public_key_pem: str | None = None, actor: Principal | None = None
+    ) -> tuple[str, str | None]:
         """Register an OAuth client; returns (client_id, client_secret), no secret with a public key."""
         client_id = "interca-" + secrets.token_hex(8)
         secret = None if public_key_pem else hashing.new_secret()
@@ -98,11 +114,15 @@ class Authenticator:
                 public_key_pem,
                 self._clock.now(),
             )
+            method = "public key" if public_key_pem else "secret"
+            self._audit.append(
+                s, actor or local_actor(), "client_add", None, "SUCCESS", f"{client_id} {role.value} {method}"
+            )
         return client_id, secret
 
     # legacy login --------------------------------------------------------------------------
 
-    def login(self, body: Any) -> str:
+    def login(self, body: Any, source: str | None = None) -> str:
         """Check a `POST authenticatedSession` body; returns the new session id (the cookie)."""
         if not isinstance(body, Mapping):
             raise InvalidInput("Request body is invalid.")
@@ -128,12 +148,20 @@ class Authenticator:
             self._master.open(deployment.api_key_sealed, _API_KEY_AAD).decode(), ts, sent_key
         )
         in_window = sent_at is not None and abs(now - sent_at) <= TIMESTAMP_WINDOW
+        who = Principal("USER", username.strip().lower()[:254], Role.AUDITOR, source_address=source)
         if not (user and password_ok and key_ok and in_window) or deployment is None:
+            # For the audit log only (admins may see why); the caller learns nothing.
+            reason = (
+                "unknown user" if user is None else "wrong password" if not password_ok
+                else "wrong API key" if not key_ok else "timestamp outside the window"
+            )  # fmt: skip
+            self._audit.record(who, "login_failed", None, "FAILURE", reason)
             raise LoginFailed()
 
         session_id = hashing.new_session_id()
         with self._db.write() as s:
             SessionRepository(s).add(hashing.digest(session_id), user.id, deployment.api_key_version, now)
+            self._audit.append(s, who, "login", None, "SUCCESS", f"role {user.role}")
         return session_id
 
     def check_session(self, session_id: str) -> Principal:
@@ -157,14 +185,33 @@ class Authenticator:
         return Principal("USER", record.user.username, Role(record.user.role), session_hash=id_hash)
 
     def logout(self, principal: Principal) -> None:
+        """End a legacy session (a bearer token stays valid: the OneAPI SDK logs out on exit)."""
         if principal.session_hash:
             with self._db.write() as s:
                 SessionRepository(s).delete(principal.session_hash)
+                self._audit.append(s, principal, "logout", None, "SUCCESS", "")
 
     # OAuth2 client credentials (RFC 6749 §4.4) -------------------------------------------------
 
-    def issue_token(self, form: Mapping[str, list[str]], authorization: str | None) -> IssuedToken:
-        """Check a token request (form fields as lists, to catch duplicates) and issue a token."""
+    def issue_token(
+        self, form: Mapping[str, list[str]], authorization: str | None, source: str | None = None
+    ) -> IssuedToken:
+        """Check a token request (form fields as lists, to catch duplicates) and issue a token.
+        Every request is audited: `token_issued`, or `token_failed` with the RFC 6749 error."""
+        try:
+            return self._issue_token(form, authorization, source)
+        except OAuthError as exc:
+            basic = None
+            with contextlib.suppress(OAuthError):
+                basic = _basic_credentials(authorization)
+            presented = (form.get("client_id") or [basic[0] if basic else "unknown"])[0][:64] or "unknown"
+            who = Principal("CLIENT", presented, Role.AUDITOR, source_address=source)
+            self._audit.record(who, "token_failed", None, "FAILURE", exc.error)
+            raise
+
+    def _issue_token(
+        self, form: Mapping[str, list[str]], authorization: str | None, source: str | None
+    ) -> IssuedToken:
 
         def field(name: str) -> str | None:
             values = form.get(name, [])
@@ -206,6 +253,8 @@ class Authenticator:
             tokens = TokenRepository(s)
             tokens.delete_expired(now)
             tokens.add(hashing.digest(token), client.id, now, now + dt.timedelta(seconds=lifetime))
+            who = Principal("CLIENT", client.client_id, Role(client.role), source_address=source)
+            self._audit.append(s, who, "token_issued", None, "SUCCESS", f"expires in {lifetime} s")
         return IssuedToken(token, lifetime)
 
     def check_bearer(self, token: str) -> Principal:
@@ -229,3 +278,12 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     if not sep:
         raise OAuthError("invalid_client", "The Basic credentials are malformed.")
     return unquote_plus(user), unquote_plus(password)
+
+
+def local_actor() -> Principal:
+    """Who runs a local CLI command: the OS user, as a SYSTEM actor (api.md §3.6)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return Principal.system(name)

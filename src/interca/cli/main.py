@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from interca.cli import admin
+from interca.cli.audit import audit_app
 from interca.cli.ca import ca_app
 from interca.cli.lab import lab
 
@@ -19,5 +20,6 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.clients_app, name="clients")
 app.add_typer(admin.apikey_app, name="apikey")
+app.add_typer(audit_app, name="audit")
 app.add_typer(ca_app, name="ca")
 app.add_typer(lab, name="lab")

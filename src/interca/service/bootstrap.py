@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.exc import IntegrityError
 
 from interca.auth import apikey
-from interca.auth.authenticator import Authenticator
+from interca.auth.authenticator import Authenticator, local_actor
 from interca.domain.models import (
     BUILTIN_ID,
     BUILTIN_NAME,
@@ -33,6 +33,7 @@ from interca.domain.x509.chain import pem_bundle
 from interca.domain.x509.csr import public_key_pem
 from interca.domain.x509.validate import Candidate, check_intermediate, spki_der
 from interca.keystore.base import KeyStore
+from interca.service.audit import AuditLog
 from interca.service.context import ServiceContext
 from interca.storage.certificates import CertificateRepository
 from interca.storage.principals import DeploymentRepository
@@ -104,6 +105,8 @@ def _record(ctx: ServiceContext, auth: Authenticator, store: KeyStore, root_ref:
             certs = CertificateRepository(s)
             certs.add(ca, now)
             certs.set_default(BUILTIN_ID)
+            detail = f"first start: deployment {deployment_id}, built-in CA"
+            AuditLog(ctx).append(s, local_actor(), "create", BUILTIN_ID, "SUCCESS", detail)
     except IntegrityError:
         log.info("another process initialised the deployment first")
         return False

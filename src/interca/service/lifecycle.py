@@ -4,7 +4,10 @@ slow work outside any write transaction, then one short write transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ from interca.domain.x509 import pem
 from interca.domain.x509.crl import build_crl, can_sign_crl
 from interca.domain.x509.findings import Finding, FindingsError
 from interca.errors import InvalidInput, KeyStoreError, ServiceUnavailable
+from interca.service.audit import AuditLog, PendingEntry
 from interca.service.context import ServiceContext, guard
 from interca.service.validation import Evaluation, Validator, effective_expiry, signing_failure
 from interca.storage.certificates import CertificateRepository
@@ -33,19 +37,30 @@ class Download:
 
 
 class LifecycleService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, audit: AuditLog) -> None:
         self._ctx = ctx
+        self._audit = audit
         self._validator = Validator(ctx)
 
-    def _save(self, ca: IntermediateCa) -> IntermediateCa:
+    @contextmanager
+    def _step(
+        self, principal: Principal, action: str, ca_id: int
+    ) -> Iterator[tuple[IntermediateCa, PendingEntry]]:
+        """An audited change: the entry, then the edit lock and the record read under it."""
+        with self._audit.action(principal, action, ca_id) as entry, self._ctx.editing(ca_id) as ca:
+            yield ca, entry
+
+    def _save(self, ca: IntermediateCa, entry: PendingEntry, detail: str = "") -> IntermediateCa:
+        """Store the changed record and its audit entry in one transaction."""
         with self._ctx.db.write() as s:
             CertificateRepository(s).save(ca, self._ctx.clock.now())
+            entry.success(s, detail)
         return ca
 
     # keys -----------------------------------------------------------------------------------
 
     def generate_key_pair(self, principal: Principal, ca_id: int) -> IntermediateCa:
-        with self._ctx.editing(ca_id) as ca:
+        with self._step(principal, "generate_key_pair", ca_id) as (ca, entry):
             guard(ca, "keyPair")
             store = self._ctx.keystores.for_new_key(ca.type, ca.region)
             ref = store.create_key(ca.key_type, f"interca-{ca.id}")  # slow: no transaction open
@@ -53,7 +68,7 @@ class LifecycleService:
                 public_pem = csr_builder.public_key_pem(store.public_key(ref))
                 ca.key = CaKey(ref, public_pem, self._ctx.clock.now())
                 ca.state = State.KEYGEN_DONE
-                return self._save(ca)
+                return self._save(ca, entry, f"{ca.key_type.value} public key {fingerprint(public_pem)}")
             except BaseException:
                 store.destroy(ref)  # nothing points at it: do not leave an orphan behind
                 raise
@@ -62,10 +77,13 @@ class LifecycleService:
         ca = self._ctx.load(ca_id)
         guard(ca, "downloadPublicKey", builtin_ok=True)
         if principal.is_admin and ca.state is State.KEYGEN_DONE:
-            with self._ctx.editing(ca_id) as ca:  # a state-moving download is a mutation
+            with self._step(principal, "download_public_key", ca_id) as (
+                ca,
+                entry,
+            ):  # state-moving: a mutation
                 guard(ca, "downloadPublicKey", builtin_ok=True)
                 ca.state = after_download(ca.state, State.PUBKEY_DONE)
-                self._save(ca)
+                self._save(ca, entry, "state PUBKEY_DONE")
         assert ca.key is not None
         return Download(f"{ca.name}-PublicKey.pem", ca.key.public_key_pem)
 
@@ -75,7 +93,7 @@ class LifecycleService:
         raise self._no_hsm(ca)
 
     def verify_key_attestation(self, principal: Principal, ca_id: int) -> IntermediateCa:
-        with self._ctx.editing(ca_id) as ca:
+        with self._step(principal, "verify_key_attestation", ca_id) as (ca, _):
             guard(ca, "verifyKeyAttestation", hsm_only=True)
             raise self._no_hsm(ca)
 
@@ -86,7 +104,7 @@ class LifecycleService:
     # CSR ------------------------------------------------------------------------------------
 
     def generate_csr(self, principal: Principal, ca_id: int, body: Mapping[str, Any]) -> IntermediateCa:
-        with self._ctx.editing(ca_id) as ca:
+        with self._step(principal, "generate_csr", ca_id) as (ca, entry):
             guard(ca, "generateCsr")
             subject = fields.validate_csr_request(ca, body)
             assert ca.key is not None
@@ -95,7 +113,7 @@ class LifecycleService:
             ca.csr = CsrRecord(csr_builder.csr_pem(request), subject, self._ctx.clock.now())
             ca.cert = None  # a new CSR drops any uploaded certificate and chain
             ca.state = State.CSRGEN_DONE
-            return self._save(ca)
+            return self._save(ca, entry, f"{subject.csr_file_name}.csr {fingerprint(ca.csr.pem)}")
 
     def download_csr(self, principal: Principal, ca_id: int) -> Download:
         ca = self._ctx.load(ca_id)
@@ -111,7 +129,7 @@ class LifecycleService:
     # uploads --------------------------------------------------------------------------------
 
     def upload_cert(self, principal: Principal, ca_id: int, upload: pem.Upload | None) -> IntermediateCa:
-        with self._ctx.editing(ca_id) as ca:
+        with self._step(principal, "upload_cert", ca_id) as (ca, entry):
             guard(ca, "uploadCert")
             if upload is None:
                 raise InvalidInput("No file selected.")
@@ -128,10 +146,10 @@ class LifecycleService:
                 warnings=[w.as_dict() for w in ev.warnings],
             )  # a new certificate drops any chain
             ca.state = State.INTCERT_UPLOAD_DONE
-            return self._save(ca)
+            return self._save(ca, entry, _described(ev, [cert]))
 
     def upload_chain(self, principal: Principal, ca_id: int, upload: pem.Upload | None) -> IntermediateCa:
-        with self._ctx.editing(ca_id) as ca:
+        with self._step(principal, "upload_chain", ca_id) as (ca, entry):
             guard(ca, "uploadCertChain")
             if upload is None:
                 raise InvalidInput("No file selected.")
@@ -146,10 +164,10 @@ class LifecycleService:
             ca.cert.effective_expiry = ev.chain.effective_expiry
             ca.cert.warnings = [w.as_dict() for w in [*own.warnings, *ev.warnings]]
             ca.state = State.CERTCHAIN_UPLOAD_DONE
-            return self._save(ca)
+            return self._save(ca, entry, _described(ev, ev.chain.path))
 
     def delete_chain(self, principal: Principal, ca_id: int) -> IntermediateCa:
-        with self._ctx.editing(ca_id) as ca:
+        with self._step(principal, "delete_chain", ca_id) as (ca, entry):
             guard(ca, "deleteCertChain")
             assert ca.cert is not None
             intermediate = x509.load_der_x509_certificate(ca.cert.der)
@@ -160,7 +178,7 @@ class LifecycleService:
                 w.as_dict() for w in self._validator.check_intermediate(ca, [intermediate]).warnings
             ]
             ca.state = State.INTCERT_UPLOAD_DONE
-            return self._save(ca)
+            return self._save(ca, entry)
 
     def show_cert(self, principal: Principal, ca_id: int) -> tuple[IntermediateCa, x509.Certificate]:
         ca = self._ctx.load(ca_id)
@@ -187,18 +205,24 @@ class LifecycleService:
     ) -> Evaluation:
         """The dry-run validator (certificates.md §4): the full report, nothing changed.
         `refused` carries what the HTTP edge already refused (a body over the size cap)."""
-        ca = self._ctx.load(ca_id)
-        guard(ca, "validateCert")
-        if refused:
-            return Evaluation(list(refused))
-        if ca.cert is None and cert_upload is None:
-            raise InvalidInput("No file selected.")
-        ev = self._validator.evaluate(ca, cert_upload, chain_upload, with_self_test=True)
-        _raise_if_key_store_failed(ev)
-        return ev
+        with self._audit.action(principal, "validate", ca_id) as entry:
+            ca = self._ctx.load(ca_id)
+            guard(ca, "validateCert")
+            if refused:
+                ev = Evaluation(list(refused))
+            elif ca.cert is None and cert_upload is None:
+                raise InvalidInput("No file selected.")
+            else:
+                ev = self._validator.evaluate(ca, cert_upload, chain_upload, with_self_test=True)
+                _raise_if_key_store_failed(ev)
+            with self._ctx.db.write() as s:
+                entry.success(
+                    s, ("valid " if ev.valid else "invalid ") + " ".join(f"[{f.id}]" for f in ev.findings)
+                )
+            return ev
 
     def finalize(self, principal: Principal, ca_id: int) -> IntermediateCa:
-        with self._ctx.editing(ca_id) as ca:
+        with self._step(principal, "finalize", ca_id) as (ca, entry):
             guard(ca, "finalizeCert")
             assert ca.cert is not None and ca.key is not None
             # Time has passed since the upload: every check runs again, then the self-test.
@@ -215,7 +239,12 @@ class LifecycleService:
                 crl = build_crl(ev.intermediate, signer, number, now)
                 ca.crl = CrlRecord(number, crl.public_bytes(serialization.Encoding.DER), now)
             ca.state = State.CERT_READY
-            return self._save(ca)
+            expiry = ca.cert.effective_expiry
+            return self._save(
+                ca,
+                entry,
+                f"effective expiry {expiry:%Y-%m-%d}" + (f", CRL {ca.crl.number}" if ca.crl else ""),
+            )
 
 
 def _raise_if_key_store_failed(ev: Evaluation) -> None:
@@ -223,3 +252,19 @@ def _raise_if_key_store_failed(ev: Evaluation) -> None:
     failed = signing_failure(ev.findings)
     if failed is not None:
         raise ServiceUnavailable(failed.message)
+
+
+def fingerprint(pem_or_der: str | bytes) -> str:
+    """`sha256:<hex>` of what was stored (PEM text is fingerprinted as its DER)."""
+    data = pem_or_der.encode() if isinstance(pem_or_der, str) else pem_or_der
+    if data.startswith(b"-----BEGIN"):
+        body = b"".join(line for line in data.splitlines() if line and not line.startswith(b"-----"))
+        data = base64.b64decode(body)
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _described(ev: Evaluation, certs: list[x509.Certificate]) -> str:
+    """An upload's audit detail: the certificates' fingerprints and the warning ids."""
+    parts = [fingerprint(c.public_bytes(serialization.Encoding.DER)) for c in certs]
+    parts += [f"[{w.id}]" for w in ev.warnings]
+    return " ".join(parts)

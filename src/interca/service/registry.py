@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interca.auth.authenticator import Authenticator
+from interca.service.audit import AuditLog
 from interca.service.certificates import CertificateService
 from interca.service.context import ServiceContext
 from interca.service.lifecycle import LifecycleService
@@ -17,6 +18,8 @@ class Services:
     certificates: CertificateService
     lifecycle: LifecycleService
 
+    audit: AuditLog
+
     @classmethod
-    def build(cls, ctx: ServiceContext, auth: Authenticator) -> Services:
-        return cls(ctx, auth, CertificateService(ctx), LifecycleService(ctx))
+    def build(cls, ctx: ServiceContext, auth: Authenticator, audit: AuditLog) -> Services:
+        return cls(ctx, auth, CertificateService(ctx, audit), LifecycleService(ctx, audit), audit)

@@ -136,3 +136,34 @@ class LockRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[dt.datetime]
+
+
+class AuditRow(Base):
+    """One audit entry. Append-only; `entry_hash` chains it to the entry before (api.md §3.6)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[dt.datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(254), index=True)
+    actor_type: Mapped[str] = mapped_column(String(8))
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    cert_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    outcome: Mapped[str] = mapped_column(String(8))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The newest entry's id and hash: every append updates this one row, which serialises
+    appends across processes and lets verification notice a removed tail."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("singleton = 1", name="one_audit_head"),)
+
+    singleton: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
