@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from interca.storage.columns import UTCDateTime
@@ -167,3 +167,24 @@ class AuditHeadRow(Base):
     singleton: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     last_id: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class RateEventRow(Base):
+    """One counted request (api.md §4.8) or failed login (§5.3): `key` names the counter, e.g.
+    `rate:<credential>:<METHOD template>` or `login:user:<name>`. Sliding windows count rows."""
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[dt.datetime]
+
+
+class UsedAssertionRow(Base):
+    """A client assertion's `jti`, kept until its `exp` so it cannot be replayed (api.md §5.4)."""
+
+    __tablename__ = "used_assertions"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)  # client_id + jti
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
