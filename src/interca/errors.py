@@ -81,8 +81,22 @@ class LoginFailed(IntercaError):
 
     code = "INVALID_USERNAME_OR_PASSWORD"
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay  # seconds the edge waits before answering (the growing failure delay)
         super().__init__("Invalid email or password")
+
+
+class RateLimited(IntercaError):
+    """A rate-limit window is full (api.md §4.8): `limit` per `unit` (SECOND, MINUTE or HOUR)
+    tripped, and the request would pass in `retry_after` whole seconds (at least 1)."""
+
+    code = "RATE_LIMIT_EXCEEDED"
+
+    def __init__(self, limit: int, unit: str, retry_after: int) -> None:
+        self.limit = limit
+        self.unit = unit
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"Rate Limit ({limit}/{unit}) exceeded")
 
 
 class OAuthError(IntercaError):

@@ -18,12 +18,14 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from interca.auth import apikey, hashing
+from interca.auth.assertion import ASSERTION_TYPE, ClientAuthRefused, normalise_client_key, verify_assertion
 from interca.clock import Clock
 from interca.config import Settings
 from interca.domain.principal import Principal, Role
 from interca.errors import InvalidInput, LoginFailed, OAuthError, SessionNotValid
 from interca.keystore.master_key import MasterKey
 from interca.service.audit import AuditLog
+from interca.storage.assertions import UsedAssertionRepository
 from interca.storage.db import Database
 from interca.storage.principals import (
     ClientRepository,
@@ -102,7 +104,11 @@ class Authenticator:
     def add_client(
         self, name: str, role: Role, public_key_pem: str | None = None, actor: Principal | None = None
     ) -> tuple[str, str | None]:
-        """Register an OAuth client; returns (client_id, client_secret), no secret with a public key."""
+        """Register an OAuth client; returns (client_id, client_secret), no secret with a public key.
+        A public key must be RSA of at least 2048 bits (`InvalidInput` otherwise); it is stored
+        as an SPKI PEM and the client then authenticates with signed JWTs only (api.md §5.4)."""
+        if public_key_pem is not None:
+            public_key_pem = normalise_client_key(public_key_pem)
         client_id = "interca-" + secrets.token_hex(8)
         secret = None if public_key_pem else hashing.new_secret()
         with self._db.write() as s:
@@ -189,7 +195,7 @@ class Authenticator:
         if principal.session_hash:
             with self._db.write() as s:
                 SessionRepository(s).delete(principal.session_hash)
-                self._audit.append(s, principal, "logout", None, "SUCCESS", "")
+                self._audit.append(s, principal, "logout", None, "SUCCESS", "session ended")
 
     # OAuth2 client credentials (RFC 6749 §4.4) -------------------------------------------------
 
@@ -206,7 +212,9 @@ class Authenticator:
                 basic = _basic_credentials(authorization)
             presented = (form.get("client_id") or [basic[0] if basic else "unknown"])[0][:64] or "unknown"
             who = Principal("CLIENT", presented, Role.AUDITOR, source_address=source)
-            self._audit.record(who, "token_failed", None, "FAILURE", exc.error)
+            # The reason id says why (for admins); it never quotes the request.
+            reason = f" [{exc.reason}]" if isinstance(exc, ClientAuthRefused) else ""
+            self._audit.record(who, "token_failed", None, "FAILURE", exc.error + reason)
             raise
 
     def _issue_token(
@@ -228,28 +236,58 @@ class Authenticator:
         if audience is not None and audience != AUDIENCE:
             raise OAuthError("invalid_request", f"audience must be {AUDIENCE}.")
         client_id, secret = field("client_id"), field("client_secret")
+        assertion, assertion_type = field("client_assertion"), field("client_assertion_type")
+        uses_assertion = assertion is not None or assertion_type is not None
         basic = _basic_credentials(authorization)
-        if basic and (secret is not None or field("client_assertion") is not None):
+        if [basic is not None, secret is not None, uses_assertion].count(True) > 1:
             raise OAuthError("invalid_request", "Use exactly one client authentication method.")
         if basic:
             if client_id is not None and client_id != basic[0]:
                 raise OAuthError("invalid_request", "client_id differs from the Basic credentials.")
             client_id, secret = basic
-        if field("client_assertion") is not None:
-            raise OAuthError("invalid_client", "Client assertions are not accepted for this client.")
-        if not client_id or secret is None:
+        if uses_assertion:
+            if assertion is None or assertion_type != ASSERTION_TYPE:
+                raise OAuthError(
+                    "invalid_request",
+                    f"client_assertion needs client_assertion_type={ASSERTION_TYPE}, and the reverse.",
+                )
+            if not client_id:
+                raise OAuthError("invalid_request", "client_id is required.")
+        elif not client_id or secret is None:
             raise OAuthError("invalid_request", "client_id and client_secret are required.")
 
         with self._db.read() as s:
             client = ClientRepository(s).by_client_id(client_id)
-        secret_hash = client.secret_hash if client else None
-        if not hashing.verify_password(secret_hash, secret) or client is None:
-            raise OAuthError("invalid_client", "Client authentication failed.")
+        now = self._clock.now()
+        verified = None
+        if assertion is not None:
+            # The method must match the registration: a secret client cannot sign, a key client
+            # has no secret. Both refusals look like an unknown client to the caller.
+            if client is None or client.public_key_pem is None:
+                raise ClientAuthRefused("unknown_client" if client is None else "method_mismatch")
+            verified = verify_assertion(
+                assertion, client_id=client_id, public_key_pem=client.public_key_pem, audience=AUDIENCE, now=now
+            )
+        else:
+            assert secret is not None
+            # Verified even for an unknown or key-registered client, so timing tells nothing apart.
+            secret_ok = hashing.verify_password(client.secret_hash if client else None, secret)
+            if client is None or not secret_ok:
+                reason = (
+                    "unknown_client" if client is None else "method_mismatch" if client.secret_hash is None
+                    else "wrong_secret"
+                )  # fmt: skip
+                raise ClientAuthRefused(reason)
 
         token = hashing.new_token()
-        now = self._clock.now()
         lifetime = self._settings.token_lifetime
         with self._db.write() as s:
+            # RFC 7523 §3 item 7: a jti is single-use until its exp (the assertion's whole life).
+            if verified is not None and verified.jti is not None:
+                if not UsedAssertionRepository(s).use(verified.replay_key, verified.expires_at, now):
+                    raise ClientAuthRefused(
+                        "assertion_replayed", "The client assertion was used already; sign one with a new jti."
+                    )
             tokens = TokenRepository(s)
             tokens.delete_expired(now)
             tokens.add(hashing.digest(token), client.id, now, now + dt.timedelta(seconds=lifetime))

@@ -178,7 +178,7 @@ class LifecycleService:
                 w.as_dict() for w in self._validator.check_intermediate(ca, [intermediate]).warnings
             ]
             ca.state = State.INTCERT_UPLOAD_DONE
-            return self._save(ca, entry)
+            return self._save(ca, entry, "chain removed")
 
     def show_cert(self, principal: Principal, ca_id: int) -> tuple[IntermediateCa, x509.Certificate]:
         ca = self._ctx.load(ca_id)
