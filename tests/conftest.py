@@ -17,6 +17,8 @@ import httpx
 import pytest
 import uvicorn
 from tests.pki import TestPKI
+from tests.secret_watch import WATCH
+from tests.secret_watch import install as _watch_secrets
 
 from interca.app import build_services, create_app, prepare
 from interca.clock import FrozenClock, SystemClock
@@ -25,6 +27,33 @@ from interca.domain.principal import Role
 from interca.service.registry import Services
 
 R = "/api/v1/intermediateCaCertificate"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _watch_secrets()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No log line of the whole run may carry a secret or a private key (issue 4, item 6)."""
+    leaked = WATCH.leaked_lines()
+    if leaked:
+        print("\nSECRETS IN LOG LINES:")
+        for line, hits in leaked[:20]:
+            print(f"  {hits}: {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _no_secret_in_response(response: httpx.Response) -> None:
+    """Checked on every response the test clients receive. The token endpoint answers with its
+    token and a login sets its session cookie: those are the credentials being handed out."""
+    if response.request.url.path == "/oauth2/v1/token":
+        return
+    response.read()
+    headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items() if k.lower() != "set-cookie")
+    leaks = WATCH.leaks(headers + "\n" + response.content.decode("utf-8", "replace"))
+    assert not leaks, f"{response.request.method} {response.request.url.path} answered with {leaks}"
+
+
 ZR = "/zia/api/v1/intermediateCaCertificate"
 
 
@@ -167,7 +196,12 @@ class Api:
 
 
 def _bearer(base: str, token: str) -> httpx.Client:
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    return httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+        event_hooks={"response": [_no_secret_in_response]},
+    )
 
 
 @pytest.fixture
@@ -178,7 +212,7 @@ def api(
     holder.app = create_app(settings, services)
     admin = _bearer(base, credentials.admin_token)
     auditor = _bearer(base, credentials.auditor_token)
-    anon = httpx.Client(base_url=base, timeout=60)
+    anon = httpx.Client(base_url=base, timeout=60, event_hooks={"response": [_no_secret_in_response]})
     yield Api(base, services, admin, auditor, anon, credentials.admin_id, credentials.admin_secret)
     for c in (admin, auditor, anon):
         c.close()

@@ -14,8 +14,10 @@ from starlette.routing import Match
 
 from interca.api import audit, certificates, sessions
 from interca.api.bodies import UnsupportedMediaType
+from interca.api.deps import check_rate_classes
 from interca.api.errors import error_response, not_found
 from interca.api.middleware import EdgeMiddleware
+from interca.api.pki_listener import PkiOnly
 from interca.auth.authenticator import Authenticator
 from interca.clock import Clock, SystemClock
 from interca.config import Settings
@@ -69,6 +71,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(sessions.router, prefix=prefix)
         app.include_router(audit.router, prefix=prefix)
     app.include_router(sessions.token_router)
+    check_rate_classes(app.routes)  # a route without its api.md §4.8 rate class stops the app here
 
     @app.exception_handler(IntercaError)
     async def _core_error(request: Request, exc: IntercaError) -> Response:
@@ -86,6 +89,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     app.add_middleware(EdgeMiddleware)
     return app
+
+
+def create_pki_app(app: FastAPI) -> PkiOnly:
+    """The app of the plain-HTTP listener beside HTTPS: `app`'s `/pki/*` only (certificates.md §6.4)."""
+    return PkiOnly(app)
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> str:

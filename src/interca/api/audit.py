@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from interca.api.bodies import json_response
-from interca.api.deps import MAX_CERT_ID, Paging, paging, principal, services
+from interca.api.deps import MAX_CERT_ID, Paging, paging, principal, rate_limited, services
+from interca.auth.ratelimit import RateClass
 from interca.domain.principal import Principal
 from interca.errors import InvalidInput
 from interca.service.registry import Services
@@ -56,7 +57,7 @@ def wire(entry: AuditEntry) -> dict[str, object]:
     return {k: v for k, v in body.items() if v is not None and v != ""}
 
 
-@router.get("/auditLog")
+@router.get("/auditLog", dependencies=[rate_limited(RateClass.READ)])
 def audit_log(
     caller: Principal = Depends(principal),
     p: Paging = Depends(paging),

@@ -17,6 +17,7 @@ STATUS: list[tuple[type[errors.IntercaError], int]] = [
     (errors.NotSubscribed, 403),
     (errors.NotFound, 404),
     (errors.EditLockBusy, 409),
+    (errors.RateLimited, 429),
     (errors.KeyStoreError, 503),
     (errors.ServiceUnavailable, 503),
 ]
@@ -36,6 +37,14 @@ def error_response(exc: errors.IntercaError) -> Response:
             {"error": exc.error, "error_description": exc.message},
             status_code=status,
             headers={"Cache-Control": "no-store"},
+        )
+    if isinstance(exc, errors.RateLimited):
+        # api.md §4.8: not the {code,message} shape. The header is a bare integer (§6 rule 8:
+        # the OneAPI SDK cannot parse "1 seconds"); the body repeats it as ZIA words it.
+        return JSONResponse(
+            {"message": exc.message, "Retry-After": f"{exc.retry_after} seconds"},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     status = status_of(exc)
     headers: dict[str, str] = {}

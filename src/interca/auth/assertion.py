@@ -105,7 +105,9 @@ def verify_assertion(
             },
         )
     except jwt.InvalidAlgorithmError:
-        raise ClientAuthRefused("assertion_algorithm", "The client assertion must be signed with RS256.") from None
+        raise ClientAuthRefused(
+            "assertion_algorithm", "The client assertion must be signed with RS256."
+        ) from None
     except jwt.InvalidSignatureError:
         raise ClientAuthRefused(
             "assertion_signature", "The client assertion's signature does not verify with the registered key."
@@ -115,9 +117,13 @@ def verify_assertion(
             "assertion_claims", f"The client assertion has no {exc.claim} claim."
         ) from None
     except jwt.InvalidAudienceError:
-        raise ClientAuthRefused("assertion_audience", f"The client assertion's aud must be {audience}.") from None
+        raise ClientAuthRefused(
+            "assertion_audience", f"The client assertion's aud must be {audience}."
+        ) from None
     except jwt.InvalidIssuerError:
-        raise ClientAuthRefused("assertion_issuer", "The client assertion's iss must be the client_id.") from None
+        raise ClientAuthRefused(
+            "assertion_issuer", "The client assertion's iss must be the client_id."
+        ) from None
     except jwt.PyJWTError:
         raise ClientAuthRefused("assertion_malformed", "The client assertion is not a valid JWS.") from None
 
@@ -139,7 +145,9 @@ def verify_assertion(
             )
     jti = claims.get("jti")
     if jti is not None and (not isinstance(jti, str) or not jti):
-        raise ClientAuthRefused("assertion_malformed", "The client assertion's jti must be a non-empty string.")
+        raise ClientAuthRefused(
+            "assertion_malformed", "The client assertion's jti must be a non-empty string."
+        )
     return VerifiedAssertion(client_id, jti, expires_at)
 
 

@@ -19,6 +19,7 @@ from urllib.parse import unquote_plus
 
 from interca.auth import apikey, hashing
 from interca.auth.assertion import ASSERTION_TYPE, ClientAuthRefused, normalise_client_key, verify_assertion
+from interca.auth.lockout import MAX_DELAY, LoginGuard
 from interca.clock import Clock
 from interca.config import Settings
 from interca.domain.principal import Principal, Role
@@ -55,6 +56,7 @@ class Authenticator:
         self._settings = settings
         self._master = master_key
         self._audit = audit
+        self._guard = LoginGuard(clock, settings.login_max_failures, settings.login_lockout)
 
     # org API key -------------------------------------------------------------------------
 
@@ -129,7 +131,11 @@ class Authenticator:
     # legacy login --------------------------------------------------------------------------
 
     def login(self, body: Any, source: str | None = None) -> str:
-        """Check a `POST authenticatedSession` body; returns the new session id (the cookie)."""
+        """Check a `POST authenticatedSession` body; returns the new session id (the cookie).
+
+        Every refusal is the same `LoginFailed`, whose `delay` the edge waits before answering:
+        growing with the username's recent failures, at most 1 s. While the username or the
+        source address is locked (api.md §5.3, `LoginGuard`) every login is refused unchecked."""
         if not isinstance(body, Mapping):
             raise InvalidInput("Request body is invalid.")
         username, password, sent_key = body.get("username"), body.get("password"), body.get("apiKey")
@@ -145,28 +151,37 @@ class Authenticator:
 
         now = self._clock.now()
         sent_at = dt.datetime.fromtimestamp(int(ts) / 1000, dt.UTC) if len(ts) < 16 else None
+        who = Principal("USER", username.strip().lower()[:254], Role.AUDITOR, source_address=source)
         with self._db.read() as s:
+            locked = self._guard.is_locked(s, who.name, source)
             user = UserRepository(s).by_username(username)
             deployment = DeploymentRepository(s).get()
+        if locked:
+            self._audit.record(who, "login_failed", None, "FAILURE", "locked")
+            raise LoginFailed(delay=MAX_DELAY)
         # Verify the password even for an unknown user so timing does not tell them apart.
         password_ok = hashing.verify_password(user.password_hash if user else None, password)
         key_ok = deployment is not None and apikey.matches(
             self._master.open(deployment.api_key_sealed, _API_KEY_AAD).decode(), ts, sent_key
         )
         in_window = sent_at is not None and abs(now - sent_at) <= TIMESTAMP_WINDOW
-        who = Principal("USER", username.strip().lower()[:254], Role.AUDITOR, source_address=source)
         if not (user and password_ok and key_ok and in_window) or deployment is None:
             # For the audit log only (admins may see why); the caller learns nothing.
             reason = (
                 "unknown user" if user is None else "wrong password" if not password_ok
                 else "wrong API key" if not key_ok else "timestamp outside the window"
             )  # fmt: skip
-            self._audit.record(who, "login_failed", None, "FAILURE", reason)
-            raise LoginFailed()
+            with self._db.write() as s:
+                failure = self._guard.record_failure(s, who.name, source)
+                self._audit.append(s, who, "login_failed", None, "FAILURE", reason)
+                for lock in failure.locks:  # once per lock: only the failure that sets it
+                    self._audit.append(s, who, "login_locked", None, "FAILURE", lock)
+            raise LoginFailed(delay=failure.delay)
 
         session_id = hashing.new_session_id()
         with self._db.write() as s:
             SessionRepository(s).add(hashing.digest(session_id), user.id, deployment.api_key_version, now)
+            self._guard.clear(s, who.name)
             self._audit.append(s, who, "login", None, "SUCCESS", f"role {user.role}")
         return session_id
 
@@ -265,8 +280,9 @@ class Authenticator:
             # has no secret. Both refusals look like an unknown client to the caller.
             if client is None or client.public_key_pem is None:
                 raise ClientAuthRefused("unknown_client" if client is None else "method_mismatch")
+            key_pem = client.public_key_pem
             verified = verify_assertion(
-                assertion, client_id=client_id, public_key_pem=client.public_key_pem, audience=AUDIENCE, now=now
+                assertion, client_id=client_id, public_key_pem=key_pem, audience=AUDIENCE, now=now
             )
         else:
             assert secret is not None
@@ -283,11 +299,14 @@ class Authenticator:
         lifetime = self._settings.token_lifetime
         with self._db.write() as s:
             # RFC 7523 §3 item 7: a jti is single-use until its exp (the assertion's whole life).
-            if verified is not None and verified.jti is not None:
-                if not UsedAssertionRepository(s).use(verified.replay_key, verified.expires_at, now):
-                    raise ClientAuthRefused(
-                        "assertion_replayed", "The client assertion was used already; sign one with a new jti."
-                    )
+            if (
+                verified is not None
+                and verified.jti is not None
+                and not UsedAssertionRepository(s).use(verified.replay_key, verified.expires_at, now)
+            ):
+                raise ClientAuthRefused(
+                    "assertion_replayed", "The client assertion was used already; sign one with a new jti."
+                )
             tokens = TokenRepository(s)
             tokens.delete_expired(now)
             tokens.add(hashing.digest(token), client.id, now, now + dt.timedelta(seconds=lifetime))

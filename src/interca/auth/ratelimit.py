@@ -1,9 +1,13 @@
 """Rate limits (api.md §4.8): per credential and per endpoint, in sliding windows kept in the
 database so every process shares them.
 
-The tables below are §4.8 as data. Which class an endpoint belongs to is declared next to each
-route (`interca.api.deps.rate_limited`); `ENDPOINT_CLASSES` is the class table of the spec, by
-DESIGN.md verb, that those declarations are tested against.
+The tables below are §4.8 as data: which class each endpoint belongs to (`SPEC_CLASSES`) and
+the windows of each class in each profile (`PROFILES`).
+
+The endpoint is the method plus the route template *without* the prefix: `/api/v1/...` and
+`/zia/api/v1/...` serve the same endpoint (api.md §1, "identically"), so they share one counter.
+Separate counters would let a client double its allowance by alternating prefixes, and either
+credential kind works under either prefix, so the prefix says nothing about the caller.
 """
 
 from __future__ import annotations
@@ -41,24 +45,40 @@ class Window:
         return dt.timedelta(seconds=_UNIT_SECONDS[self.unit])
 
 
-# §4.8: every GET is `read`, and so are the session POST and DELETE and the token endpoint.
-ENDPOINT_CLASSES: dict[str, RateClass] = {
-    "login": RateClass.READ,
-    "logout": RateClass.READ,
-    "token": RateClass.READ,
-    "create": RateClass.CHANGE,
-    "update": RateClass.CHANGE,
-    "delete_chain": RateClass.CHANGE,
-    "make_default": RateClass.CHANGE,
-    "validate": RateClass.CHANGE,
-    "delete": RateClass.HEAVY,
-    "generate_key_pair": RateClass.HEAVY,
-    "verify_key_attestation": RateClass.HEAVY,
-    "generate_csr": RateClass.HEAVY,
-    "upload_cert": RateClass.HEAVY,
-    "upload_chain": RateClass.HEAVY,
-    "finalize": RateClass.HEAVY,
+_R = "/intermediateCaCertificate"
+# §4.8's class table by endpoint ("<METHOD> <route template>", without the /api/v1 or
+# /zia/api/v1 prefix). Every GET not listed is `read`; None marks the public rows 24-25, which
+# are never limited. The routes declare their class themselves (`api.deps.rate_limited`); the
+# app refuses to start when a declaration is missing or disagrees with this table.
+SPEC_CLASSES: dict[str, RateClass | None] = {
+    "POST /authenticatedSession": RateClass.READ,
+    "DELETE /authenticatedSession": RateClass.READ,
+    "POST /oauth2/v1/token": RateClass.READ,
+    f"POST {_R}": RateClass.CHANGE,  # create
+    f"PUT {_R}/{{certId}}": RateClass.CHANGE,  # update
+    f"PUT {_R}/deleteCertChain/{{certId}}": RateClass.CHANGE,
+    f"PUT {_R}/makeDefault/{{certId}}": RateClass.CHANGE,
+    f"POST {_R}/validateCert/{{certId}}": RateClass.CHANGE,
+    f"DELETE {_R}/{{certId}}": RateClass.HEAVY,
+    f"POST {_R}/keyPair/{{certId}}": RateClass.HEAVY,
+    f"POST {_R}/verifyKeyAttestation/{{certId}}": RateClass.HEAVY,
+    f"POST {_R}/generateCsr/{{certId}}": RateClass.HEAVY,
+    f"POST {_R}/uploadCert/{{certId}}": RateClass.HEAVY,
+    f"POST {_R}/uploadCertChain/{{certId}}": RateClass.HEAVY,
+    f"POST {_R}/finalizeCert/{{certId}}": RateClass.HEAVY,
+    "GET /pki/crl/{certId}.crl": None,
+    "GET /pki/ca/{certId}.crt": None,
 }
+
+
+def spec_class(endpoint: str) -> RateClass | None:
+    """The class §4.8 gives `endpoint`; KeyError for a non-GET endpoint the table lacks."""
+    if endpoint in SPEC_CLASSES:
+        return SPEC_CLASSES[endpoint]
+    if endpoint.startswith("GET "):
+        return RateClass.READ
+    raise KeyError(endpoint)
+
 
 PROFILES: dict[str, dict[RateClass, tuple[Window, ...]]] = {
     "zia": {  # ZIA's published table

@@ -7,9 +7,11 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from interca.cli import serving
 from interca.cli.output import console, fail, refusals
 from interca.domain.principal import Role
 
@@ -42,25 +44,53 @@ def _role(value: str) -> Role:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
+    tls_cert: Path = typer.Option(
+        None, "--tls-cert", help="Serve HTTPS with this PEM certificate (its chain after it, leaf first)."
+    ),
+    tls_key: Path = typer.Option(
+        None, "--tls-key", help="The TLS certificate's private key (unencrypted PEM)."
+    ),
+    pki_listen: str = typer.Option(
+        None,
+        "--pki-listen",
+        help="With --tls-cert: HOST:PORT of the plain-HTTP listener that answers /pki/* only "
+        f"(default {serving.DEFAULT_PKI_LISTEN}).",
+    ),
 ) -> None:
-    """Run the API server (applies migrations and first-start set-up first)."""
+    """Run the API server (applies migrations and first-start set-up first). With --tls-cert and
+    --tls-key it serves HTTPS, and a plain-HTTP listener for /pki/* (CRLs, CA certificates);
+    pki_base_url must then be set."""
     import uvicorn
 
-    from interca.app import create_app
+    from interca.app import create_app, create_pki_app
 
     settings = _settings()
+    tls = serving.tls_files(tls_cert, tls_key)
+    pki_address = None
+    if tls is not None:
+        pki_address = serving.listen_address(pki_listen or serving.DEFAULT_PKI_LISTEN, "--pki-listen")
+        serving.check_pki_base_url(settings)
+    elif pki_listen is not None:
+        fail("--pki-listen goes with --tls-cert: over plain HTTP the API listener serves /pki/* itself.")
     services = _services()
     # interca's own request log carries each response's X-Transaction-Id, so uvicorn's is off.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console.print(f"interca listening on http://{host}:{port} (data: {settings.data_dir})")
-    uvicorn.run(
-        create_app(settings, services),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        server_header=False,
+    app = create_app(settings, services)
+    common: dict[str, Any] = {"log_level": "info", "access_log": False, "server_header": False}
+    if tls is None or pki_address is None:
+        console.print(f"interca listening on http://{host}:{port} (data: {settings.data_dir})")
+        uvicorn.run(app, host=host, port=port, **common)
+        return
+    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls[0], ssl_keyfile=tls[1], **common)
+    pki_host, pki_port = pki_address
+    pki_config = uvicorn.Config(create_pki_app(app), host=pki_host, port=pki_port, lifespan="off", **common)
+    console.print(
+        f"interca listening on https://{host}:{port}, /pki/* also on http://{pki_host}:{pki_port} "
+        f"(data: {settings.data_dir})",
+        soft_wrap=True,
     )
+    if not serving.run_with_pki_listener(config, pki_config):
+        raise typer.Exit(1)
 
 
 def init(
@@ -129,7 +159,12 @@ def clients_add(
     as_json: bool = typer.Option(False, "--json", help='Print {"clientId","clientSecret"} as JSON.'),
 ) -> None:
     """Register an OAuth2 client and print its id and secret (the secret is shown once)."""
-    key_pem = public_key.read_text() if public_key else None
+    key_pem = None
+    if public_key is not None:
+        try:
+            key_pem = public_key.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"Cannot read --public-key {public_key}: {getattr(exc, 'strerror', None) or exc}.")
     services = _services()
     with refusals():
         client_id, secret = services.auth.add_client(name, _role(role), key_pem)

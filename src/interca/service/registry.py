@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interca.auth.authenticator import Authenticator
+from interca.auth.ratelimit import RateLimiter
 from interca.service.audit import AuditLog
 from interca.service.certificates import CertificateService
 from interca.service.context import ServiceContext
@@ -19,7 +20,9 @@ class Services:
     lifecycle: LifecycleService
 
     audit: AuditLog
+    limiter: RateLimiter
 
     @classmethod
     def build(cls, ctx: ServiceContext, auth: Authenticator, audit: AuditLog) -> Services:
-        return cls(ctx, auth, CertificateService(ctx, audit), LifecycleService(ctx, audit), audit)
+        limiter = RateLimiter(ctx.db, ctx.clock, ctx.settings.rate_limit_profile)
+        return cls(ctx, auth, CertificateService(ctx, audit), LifecycleService(ctx, audit), audit, limiter)
