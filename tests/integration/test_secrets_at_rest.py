@@ -4,6 +4,7 @@ secret in the clear (issue: "a test scans them"): only the 0600 master key file 
 from __future__ import annotations
 
 import stat
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tests.conftest import Api, R
 from tests.integration.helpers import new_ca
 
+from interca.auth.apikey import obfuscate
 from interca.domain.principal import Role
 
 
@@ -45,6 +47,9 @@ def test_no_clear_secret_in_the_data_directory(api: Api, pki) -> None:  # noqa: 
     password = api.services.auth.add_user("scan@example.com", Role.ADMIN, "a very secret password")
     _, client_secret = api.services.auth.add_client("scan", Role.ADMIN)
     api_key = api.services.auth.api_key()
+    ts = str(int(time.time() * 1000))
+    login = {"apiKey": obfuscate(api_key, ts), "username": "scan@example.com", "password": password, "timestamp": ts}
+    session_id = api.anon.post("/api/v1/authenticatedSession", json=login).headers["set-cookie"][11:43]
 
     ctx = api.services.ctx
     with ctx.db.read() as s:
@@ -58,7 +63,12 @@ def test_no_clear_secret_in_the_data_directory(api: Api, pki) -> None:  # noqa: 
     assert len(keys) == 6  # 4 custom + the built-in intermediate and root
 
     needles = [n for key in keys for n in _needles(key)]
-    needles += [password.encode(), (client_secret or "").encode(), api_key.encode(), b"PRIVATE KEY"]
+    needles += [password.encode(), (client_secret or "").encode(), api_key.encode(), session_id.encode()]
+    needles += [b"PRIVATE KEY"]
+    # Every secret generated in this run so far: tokens and session ids are kept only as hashes.
+    from tests.secret_watch import WATCH
+
+    needles += [secret.encode() for secret in WATCH.secrets]
     ctx.db.dispose()  # flush the WAL into the database file, as a crash-safe copy would
     data_dir: Path = ctx.settings.data_dir
     files = [p for p in data_dir.rglob("*") if p.is_file()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,9 +71,12 @@ def check_pki_base_url(settings: Settings) -> None:
 
 def run_with_pki_listener(config: Any, pki_config: Any) -> bool:
     """Run the API server (`config`) and the plain PKI listener (`pki_config`) in one event loop
-    until a signal stops both; True when the API server started. A listener that cannot bind
-    ends the process with status 1 (uvicorn's own behaviour)."""
+    until a signal stops both; True when the API server started. Both sockets are bound first,
+    so an address in use is refused (exit 1) before either listener starts."""
     import uvicorn
+
+    main_socket = _bind(config.host, config.port, "--host/--port")
+    pki_socket = _bind(pki_config.host, pki_config.port, "--pki-listen")
 
     class Companion(uvicorn.Server):
         @contextlib.contextmanager
@@ -89,7 +93,7 @@ def run_with_pki_listener(config: Any, pki_config: Any) -> bool:
             super().handle_exit(sig, frame)
 
         async def serve(self, sockets: Any = None) -> None:
-            task = asyncio.create_task(self.companion.serve())
+            task = asyncio.create_task(self.companion.serve(sockets=[pki_socket]))
             try:
                 await super().serve(sockets)
             finally:
@@ -98,5 +102,18 @@ def run_with_pki_listener(config: Any, pki_config: Any) -> bool:
 
     server = WithCompanion(config)
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets=[main_socket])
     return server.started
+
+
+def _bind(host: str, port: int, option: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fail(f"Cannot listen on {host}:{port} ({option}): {exc.strerror or exc}.")
+    sock.set_inheritable(True)
+    return sock

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from interca.api.deps import (
     api_routes,
@@ -65,9 +65,10 @@ def _router(*routes: tuple[str, str, list]) -> APIRouter:
 
 
 def test_a_route_without_a_class_stops_the_app() -> None:
-    router = _router(("POST", "/api/v1" + R + "/somethingNew/{certId}", []))
+    app = FastAPI()
+    app.include_router(_router(("POST", R + "/somethingNew/{certId}", [])), prefix="/zia/api/v1")
     with pytest.raises(RuntimeError, match=r"somethingNew/\{certId\} declares 0 rate classes"):
-        check_rate_classes(router.routes)
+        check_rate_classes(app.routes)
 
 
 def test_a_class_other_than_the_spec_stops_the_app() -> None:
