@@ -110,7 +110,8 @@ def credentials(template: tuple[Path, Credentials]) -> Credentials:
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    return load_settings(data_dir=data_dir, rate_limit_profile="off", **overrides)
+    """Test settings: rate limits off unless a test asks for a profile."""
+    return load_settings(data_dir=data_dir, **{"rate_limit_profile": "off", **overrides})
 
 
 @pytest.fixture

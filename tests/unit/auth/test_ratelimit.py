@@ -72,7 +72,12 @@ def test_heavy_window_slides_and_refusals_are_not_counted(db: Database) -> None:
     rl.check_and_count("client:a", KEYPAIR, "heavy")
     clock.advance(20)
     err = refused(rl, "client:a", KEYPAIR, "heavy")
-    assert (err.limit, err.unit, err.retry_after, err.message) == (1, "MINUTE", 40, "Rate Limit (1/MINUTE) exceeded")
+    assert (err.limit, err.unit, err.retry_after, err.message) == (
+        1,
+        "MINUTE",
+        40,
+        "Rate Limit (1/MINUTE) exceeded",
+    )
     clock.advance(39.5)
     assert refused(rl, "client:a", KEYPAIR, "heavy").retry_after == 1  # 0.5 s left: rounded up, never 0
     clock.advance(0.5)
