@@ -48,7 +48,12 @@ def test_no_clear_secret_in_the_data_directory(api: Api, pki) -> None:  # noqa: 
     _, client_secret = api.services.auth.add_client("scan", Role.ADMIN)
     api_key = api.services.auth.api_key()
     ts = str(int(time.time() * 1000))
-    login = {"apiKey": obfuscate(api_key, ts), "username": "scan@example.com", "password": password, "timestamp": ts}
+    login = {
+        "apiKey": obfuscate(api_key, ts),
+        "username": "scan@example.com",
+        "password": password,
+        "timestamp": ts,
+    }
     session_id = api.anon.post("/api/v1/authenticatedSession", json=login).headers["set-cookie"][11:43]
 
     ctx = api.services.ctx

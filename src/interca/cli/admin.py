@@ -84,12 +84,11 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls[0], ssl_keyfile=tls[1], **common)
     pki_host, pki_port = pki_address
     pki_config = uvicorn.Config(create_pki_app(app), host=pki_host, port=pki_port, lifespan="off", **common)
-    console.print(
+    banner = (
         f"interca listening on https://{host}:{port}, /pki/* also on http://{pki_host}:{pki_port} "
-        f"(data: {settings.data_dir})",
-        soft_wrap=True,
+        f"(data: {settings.data_dir})"
     )
-    if not serving.run_with_pki_listener(config, pki_config):
+    if not serving.run_with_pki_listener(config, pki_config, banner):
         raise typer.Exit(1)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from interca.cli.output import fail
+from interca.cli.output import console, fail
 from interca.config import Settings
 
 DEFAULT_PKI_LISTEN = "127.0.0.1:8079"
@@ -69,7 +69,7 @@ def check_pki_base_url(settings: Settings) -> None:
         )
 
 
-def run_with_pki_listener(config: Any, pki_config: Any) -> bool:
+def run_with_pki_listener(config: Any, pki_config: Any, banner: str) -> bool:
     """Run the API server (`config`) and the plain PKI listener (`pki_config`) in one event loop
     until a signal stops both; True when the API server started. Both sockets are bound first,
     so an address in use is refused (exit 1) before either listener starts."""
@@ -77,6 +77,7 @@ def run_with_pki_listener(config: Any, pki_config: Any) -> bool:
 
     main_socket = _bind(config.host, config.port, "--host/--port")
     pki_socket = _bind(pki_config.host, pki_config.port, "--pki-listen")
+    console.print(banner, soft_wrap=True)
 
     class Companion(uvicorn.Server):
         @contextlib.contextmanager
