@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 ADMIN  ?= admin@example.com
-# Debian packages the service and its tests need (openssl: the admin-side CLI the tests drive).
-DEB_PACKAGES := openssl
+# Debian packages the service and its tests need: openssl (the admin-side CLI the tests drive),
+# softhsm2 and p11-kit (the embedded PKCS#11 "Cloud HSM", spec/hsm.md).
+DEB_PACKAGES := openssl softhsm2 p11-kit
 
 .PHONY: serve test system-deps venv lint check clean
 
