@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from interca.cli.attestation import verify_attestation
 from interca.cli.output import console, refusals
 from interca.client import IntercaClient
 
@@ -236,3 +237,6 @@ def delete(
     with refusals(), _client() as c:
         c.delete(cert_id)
     console.print(f"Certificate {cert_id} deleted.")
+
+
+ca_app.command("verify-attestation")(verify_attestation)
