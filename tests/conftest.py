@@ -226,3 +226,7 @@ def live_server(template_data_dir: Path, tmp_path: Path) -> Iterator[Any]:
     from tests.live import live_server_fixture
 
     yield from live_server_fixture(template_data_dir, tmp_path, free_port())
+
+
+# SoftHSM2 tokens for the PKCS#11 key store tests (hsm.md §3): `softhsm`, `hsm_token`, `fast_backoff`.
+pytest_plugins = ["tests.hsm"]

@@ -21,9 +21,12 @@ from interca.api.pki_listener import PkiOnly
 from interca.auth.authenticator import Authenticator
 from interca.clock import Clock, SystemClock
 from interca.config import Settings
+from interca.domain.models import Region
 from interca.errors import IntercaError
 from interca.keystore.base import KeyStores
 from interca.keystore.master_key import load_master_key
+from interca.keystore.pkcs11 import Pkcs11KeyStore
+from interca.keystore.provisioning import provision_embedded, recorded_serials
 from interca.keystore.software import SoftwareKeyStore
 from interca.service.audit import AuditLog
 from interca.service.context import ServiceContext
@@ -44,17 +47,36 @@ def build_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     master_key = load_master_key(settings.master_key_path, create=create_master_key)
     db = Database.from_url(settings.database_url)
-    keystores = KeyStores(SoftwareKeyStore(settings.keys_dir, master_key))
+    keystores = KeyStores(SoftwareKeyStore(settings.keys_dir, master_key), hsm_stores(settings))
     ctx = ServiceContext(db=db, locks=Locks(db, clock), clock=clock, settings=settings, keystores=keystores)
     audit = AuditLog(ctx)
     return Services.build(ctx, Authenticator(db, clock, settings, master_key, audit), audit)
 
 
+def hsm_stores(settings: Settings) -> dict[Region, Pkcs11KeyStore]:
+    """One PKCS#11 key store per region with a module (hsm.md §2). Nothing is loaded here: a
+    module that cannot load answers 503 `hsm_module_not_loadable` at the first key operation."""
+    serials = recorded_serials(settings)
+    stores = {}
+    for region in Region:
+        hs = settings.hsm_region(region.value)
+        if hs.module:
+            stores[region] = Pkcs11KeyStore.from_settings(
+                hs, serials.get(region.value) if hs.embedded else None
+            )
+    return stores
+
+
 def prepare(settings: Settings, clock: Clock | None = None) -> Services:
     """Everything `serve` and `init` need before the first request: the master key, the
-    current schema, the deployment and its built-in CA (all idempotent)."""
+    embedded HSM's tokens, the current schema, the deployment and its built-in CA (all
+    idempotent). Refuses to start when a PIN file exists but others may read it."""
     from interca.service import bootstrap
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    provision_embedded(settings)
+    for store in hsm_stores(settings).values():
+        store.check_pin_file()
     services = build_services(settings, clock, create_master_key=True)
     migrate.upgrade(services.ctx.db.engine)
     bootstrap.initialise(services.ctx, services.auth)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,34 @@ ENV_PREFIX = "INTERCA_"
 
 def _default_data_dir() -> Path:
     return Path("~/.local/share/interca").expanduser()
+
+
+SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+HSM_REGIONS = ("GLOBAL", "ASIA", "EUROPE", "US")
+
+
+@dataclass(frozen=True)
+class HsmRegionSettings:
+    """One region's PKCS#11 settings, resolved (hsm.md §2). `embedded` is the SoftHSM2 of this
+    data directory: the SoftHSM module with the default `softhsm2_conf`, provisioned by
+    `interca init`; only then do the PIN files default to `$DATA/hsm/pins/<REGION>`."""
+
+    region: str
+    module: str  # "" = no HSM for this region
+    token_label: str
+    token_serial: str | None
+    pin_env: str | None
+    pin_file: Path | None
+    softhsm2_conf: Path | None  # exported as SOFTHSM2_CONF before the module loads; None = leave alone
+    embedded: bool
+
+    def setting(self, name: str) -> str:
+        """The variable of this region's setting `name` (`pin_file` -> INTERCA_HSM_US_PIN_FILE)."""
+        return f"{ENV_PREFIX}HSM_{self.region}_{name.upper()}"
+
+
+def is_softhsm(module: str) -> bool:
+    return Path(module).name == Path(SOFTHSM2_MODULE).name
 
 
 class Settings(BaseSettings):
@@ -51,6 +80,31 @@ class Settings(BaseSettings):
     leaf_aia: bool = False
     pki_base_url: str = "http://127.0.0.1:8080"
 
+    # hsm.md §2. Empty `hsm_module` = no HSM at all (CUSTOM_HSM key pairs answer 503).
+    hsm_module: str = SOFTHSM2_MODULE
+    hsm_thread_safe: bool = False  # reserved: the session pool of hsm.md §6.3 is not built yet
+    softhsm2_conf: Path | None = None  # default (embedded): $DATA/hsm/softhsm2.conf
+    hsm_global_module: str | None = None
+    hsm_global_token_label: str | None = None
+    hsm_global_token_serial: str | None = None
+    hsm_global_pin_env: str | None = None
+    hsm_global_pin_file: Path | None = None
+    hsm_asia_module: str | None = None
+    hsm_asia_token_label: str | None = None
+    hsm_asia_token_serial: str | None = None
+    hsm_asia_pin_env: str | None = None
+    hsm_asia_pin_file: Path | None = None
+    hsm_europe_module: str | None = None
+    hsm_europe_token_label: str | None = None
+    hsm_europe_token_serial: str | None = None
+    hsm_europe_pin_env: str | None = None
+    hsm_europe_pin_file: Path | None = None
+    hsm_us_module: str | None = None
+    hsm_us_token_label: str | None = None
+    hsm_us_token_serial: str | None = None
+    hsm_us_pin_env: str | None = None
+    hsm_us_pin_file: Path | None = None
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         data_dir = self.data_dir.expanduser()
@@ -70,6 +124,35 @@ class Settings(BaseSettings):
     def keys_dir(self) -> Path:
         """Where the software key store keeps its encrypted keys."""
         return self.data_dir / "keys"
+
+    @property
+    def hsm_dir(self) -> Path:
+        """The embedded SoftHSM2: `softhsm2.conf`, `tokens/`, `pins/`, `tokens.json`."""
+        return self.data_dir / "hsm"
+
+    def hsm_region(self, region: str) -> HsmRegionSettings:
+        """The resolved HSM settings of `region` (`GLOBAL`, `ASIA`, `EUROPE` or `US`)."""
+        r = region.lower()
+
+        def own(name: str) -> Any:
+            return getattr(self, f"hsm_{r}_{name}")
+
+        module = own("module") if own("module") is not None else self.hsm_module
+        embedded = bool(module) and is_softhsm(module) and self.softhsm2_conf is None
+        conf = self.softhsm2_conf or (self.hsm_dir / "softhsm2.conf" if embedded else None)
+        pin_env, pin_file = own("pin_env") or None, own("pin_file")
+        if embedded and not pin_env and pin_file is None:
+            pin_file = self.hsm_dir / "pins" / region
+        return HsmRegionSettings(
+            region=region,
+            module=module,
+            token_label=own("token_label") or f"interca-{region}",
+            token_serial=own("token_serial") or None,
+            pin_env=pin_env,
+            pin_file=pin_file,
+            softhsm2_conf=conf,
+            embedded=embedded,
+        )
 
 
 def _config_path(overrides: dict[str, Any]) -> Path:

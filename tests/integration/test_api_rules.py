@@ -231,13 +231,25 @@ def test_hsm_only_operations_on_software_certificates(api: Api, pki: TestPKI) ->
         assert resp.json()["message"] == "This operation is applicable only to CUSTOM_HSM certificates."
 
 
-def test_hsm_key_pair_without_a_module_is_503_and_changes_nothing(api: Api) -> None:
+@pytest.mark.parametrize("module", ["missing", ""], ids=["not-loadable", "none-configured"])
+def test_hsm_key_pair_without_a_module_is_503_and_changes_nothing(
+    api: Api, http_server, settings, tmp_path, module: str
+) -> None:  # noqa: ANN001
+    from interca.app import build_services
+
+    module_path = str(tmp_path / "no-such-pkcs11.so") if module else ""
+    services = build_services(make_settings(settings.data_dir, hsm_module=module_path))
+    http_server[1].app = create_app(services.ctx.settings, services)
     ca_id = api.create("HSM CA", type="CUSTOM_HSM", region="EUROPE")["id"]
+    before = snapshot(api, ca_id)
     resp = api.admin.post(f"{R}/keyPair/{ca_id}")
     assert resp.status_code == 503 and resp.headers["retry-after"] == "10"
     assert resp.json()["code"] == "SERVICE_UNAVAILABLE"
-    assert resp.json()["message"].startswith("[hsm_module_not_loadable] ")
-    assert api.admin.get(f"{R}/{ca_id}").json()["currentState"] == "GENERAL_DONE"
+    message = resp.json()["message"]
+    assert message.startswith("[hsm_module_not_loadable] ") and "INTERCA_HSM_MODULE" in message
+    assert str(tmp_path) not in message  # never the module path
+    assert snapshot(api, ca_id) == before
+    services.ctx.db.dispose()
 
 
 def test_paging_and_search(api: Api) -> None:

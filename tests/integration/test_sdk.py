@@ -913,6 +913,14 @@ def test_legacy_client_whole_lifecycle(
 
 
 @pytest.fixture
+def live_server(template_data_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
+    """The conftest server, with no loadable HSM module: CUSTOM_HSM key pairs answer 503 here."""
+    yield from live_server_fixture(
+        template_data_dir, tmp_path, free_port(), hsm_module=str(tmp_path / "no-such-pkcs11.so")
+    )
+
+
+@pytest.fixture
 def short_idle_server(template_data_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
     """A live server whose sessions end after 2 idle seconds (INTERCA_SESSION_IDLE_TIMEOUT=2)."""
     yield from live_server_fixture(template_data_dir, tmp_path, free_port(), session_idle_timeout="2")

@@ -99,7 +99,11 @@ class LifecycleService:
 
     def _no_hsm(self, ca: IntermediateCa) -> KeyStoreError:
         self._ctx.keystores.for_new_key(ca.type, ca.region)  # raises when no HSM is configured
-        return KeyStoreError("hsm_attestation_unavailable", "Key attestation is not available.")
+        return KeyStoreError(
+            "hsm_attestation_unavailable",
+            f"Key attestation is not available yet: region {ca.region.value}'s HSM holds the key, but "
+            "no attestor is set up to vouch for it (hsm.md §8); retry once attestation is enabled.",
+        )
 
     # CSR ------------------------------------------------------------------------------------
 
