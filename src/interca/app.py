@@ -6,6 +6,10 @@ puts the HTTP edge on top. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import logging
+import secrets
+from pathlib import Path
+
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -23,7 +27,8 @@ from interca.clock import Clock, SystemClock
 from interca.config import Settings
 from interca.domain.models import Region
 from interca.errors import IntercaError
-from interca.keystore.base import KeyStores
+from interca.keystore.attestor import EmulatedAttestor, pins_path, provision_attestation, root_path
+from interca.keystore.base import Attestation, KeyStores
 from interca.keystore.master_key import load_master_key
 from interca.keystore.pkcs11 import Pkcs11KeyStore
 from interca.keystore.provisioning import provision_embedded, recorded_serials
@@ -35,6 +40,7 @@ from interca.storage import migrate
 from interca.storage.db import Database
 from interca.storage.locks import Locks
 
+log = logging.getLogger(__name__)
 PREFIXES = ("/api/v1", "/zia/api/v1")
 
 
@@ -47,8 +53,16 @@ def build_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     master_key = load_master_key(settings.master_key_path, create=create_master_key)
     db = Database.from_url(settings.database_url)
-    keystores = KeyStores(SoftwareKeyStore(settings.keys_dir, master_key), hsm_stores(settings))
-    ctx = ServiceContext(db=db, locks=Locks(db, clock), clock=clock, settings=settings, keystores=keystores)
+    stores = hsm_stores(settings)
+    keystores = KeyStores(SoftwareKeyStore(settings.keys_dir, master_key), stores)
+    ctx = ServiceContext(
+        db=db,
+        locks=Locks(db, clock),
+        clock=clock,
+        settings=settings,
+        keystores=keystores,
+        attestation=attestation_for(settings, stores, clock),
+    )
     audit = AuditLog(ctx)
     return Services.build(ctx, Authenticator(db, clock, settings, master_key, audit), audit)
 
@@ -65,6 +79,51 @@ def hsm_stores(settings: Settings) -> dict[Region, Pkcs11KeyStore]:
                 hs, serials.get(region.value) if hs.embedded else None
             )
     return stores
+
+
+def attestation_for(
+    settings: Settings, stores: dict[Region, Pkcs11KeyStore], clock: Clock
+) -> Attestation | None:
+    """The emulated attestor (in-process for now; hsm.md §8.1 wants `interca attestor serve`),
+    once attestation is provisioned, for the regions whose key store shares the first module."""
+    if not stores or not root_path(settings.data_dir).exists():
+        return None
+    first = next(iter(stores.values()))
+    ca_tokens = {
+        region.value: store.token
+        for region, store in stores.items()
+        if (store.module, store.softhsm2_conf) == (first.module, first.softhsm2_conf)
+    }
+    attestor = EmulatedAttestor(first.module, first.softhsm2_conf, settings.data_dir, ca_tokens, clock)
+    return Attestation(attestor, pins_path(settings.data_dir))
+
+
+def provision_embedded_attestation(settings: Settings, clock: Clock) -> None:
+    """hsm.md §8.2 for the embedded SoftHSM2 regions (idempotent); a failure is logged, and
+    key attestation stays unavailable (503 `hsm_attestation_unavailable`).
+
+    Not called from `prepare` yet: it loads the PKCS#11 module in this process, which fixes the
+    process's SoftHSM2 configuration (hsm.md §2); it must run in a child process first."""
+    stores = {
+        region: store
+        for region, store in hsm_stores(settings).items()
+        if settings.hsm_region(region.value).embedded and store.softhsm2_conf
+    }
+    if not stores:
+        return
+    first = next(iter(stores.values()))
+    assert first.softhsm2_conf is not None
+    try:
+        provision_attestation(
+            settings.data_dir,
+            first.module,
+            Path(first.softhsm2_conf),
+            {region.value: store.token for region, store in stores.items()},
+            secrets.token_hex(4),
+            clock.now(),
+        )
+    except IntercaError as exc:
+        log.warning("embedded HSM attestation is not provisioned: %s", exc)
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> Services:

@@ -91,6 +91,8 @@ class CaKey:
     public_key_pem: str
     generated_at: dt.datetime | None  # None for the built-in CA
     attestation_verified_at: dt.datetime | None = None
+    attestation_pem: str | None = None
+    """The creation-time key attestation bundle of a CUSTOM_HSM key (hsm.md §8.5), when attested."""
 
 
 @dataclass

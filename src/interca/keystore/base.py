@@ -8,6 +8,8 @@ A CA record stores a key *reference* (a URI such as `software:<id>` or an RFC 75
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.types import (
@@ -81,3 +83,25 @@ class KeyStores:
 def _same_token(store: KeyStore, ref: str) -> bool:
     owns = getattr(store, "owns", None)
     return bool(owns(ref)) if owns else True
+
+
+class KeyAttestor(Protocol):
+    """The emulated HSM attestor's narrow interface (hsm.md §8.1). Raises `KeyStoreError`
+    (`attestation_wrong_device`, `attestation_pairing_failed`, `hsm_attestation_unavailable`, ...)."""
+
+    def attest(self, region: str, key_id: bytes, nonce: bytes | None = None) -> bytes:
+        """A PEM bundle (hsm.md §8.5) for the key with CKA_ID `key_id` in `region`'s token."""
+        ...
+
+    def key_id_of(self, ref: str) -> bytes:
+        """The CKA_ID a key reference names."""
+        ...
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """Key attestation as wired by the composition root: the attestor and the pins file the
+    verifier trusts (`pin <hex>` and `deny <hex>` lines, hsm.md §8.2)."""
+
+    attestor: KeyAttestor
+    pins_file: Path

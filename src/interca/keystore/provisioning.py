@@ -65,11 +65,11 @@ def provision_embedded(settings: Settings) -> dict[str, str]:
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
 
     serials: dict[str, str] = {}
-    present = _tokens(util, env)
+    present = tokens_by_label(util, env)
     for region in regions:
         if region.token_label not in present and region.pin_file is not None:
             _init_token(util, env, region, region.pin_file)
-            present = _tokens(util, env)
+            present = tokens_by_label(util, env)
         found = present.get(region.token_label, [])
         if len(found) == 1:
             serials[region.region] = found[0]
@@ -90,8 +90,8 @@ def recorded_serials(settings: Settings) -> dict[str, str]:
 
 def _init_token(util: str, env: dict[str, str], region: HsmRegionSettings, pin_file: Path) -> None:
     pin, so_pin = secrets.token_hex(16), secrets.token_hex(16)
-    _write_secret(pin_file, pin)
-    _write_secret(pin_file.with_name(pin_file.name + ".so"), so_pin)
+    write_secret(pin_file, pin)
+    write_secret(pin_file.with_name(pin_file.name + ".so"), so_pin)
     result = subprocess.run(
         [util, "--init-token", "--free", "--label", region.token_label, "--so-pin", so_pin, "--pin", pin],
         env=env,
@@ -106,7 +106,7 @@ def _init_token(util: str, env: dict[str, str], region: HsmRegionSettings, pin_f
         log.info("embedded HSM: made token %s for region %s", region.token_label, region.region)
 
 
-def _tokens(util: str, env: dict[str, str]) -> dict[str, list[str]]:
+def tokens_by_label(util: str, env: dict[str, str]) -> dict[str, list[str]]:
     """label -> serials of the initialised tokens, from `softhsm2-util --show-slots`."""
     result = subprocess.run([util, "--show-slots"], env=env, capture_output=True, text=True, check=False)
     found: dict[str, list[str]] = {}
@@ -123,7 +123,7 @@ def _tokens(util: str, env: dict[str, str]) -> dict[str, list[str]]:
     return found
 
 
-def _write_secret(path: Path, value: str) -> None:
+def write_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)

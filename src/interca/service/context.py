@@ -12,7 +12,7 @@ from interca.config import Settings
 from interca.domain.models import CaType, IntermediateCa
 from interca.domain.states import check_allowed
 from interca.errors import BuiltinGuard, InvalidInput, NotFound
-from interca.keystore.base import KeyStores
+from interca.keystore.base import Attestation, KeyStores
 from interca.storage.certificates import CertificateRepository
 from interca.storage.db import Database
 from interca.storage.locks import Locks
@@ -32,6 +32,7 @@ class ServiceContext:
     clock: Clock
     settings: Settings
     keystores: KeyStores
+    attestation: Attestation | None = None
 
     def load(self, ca_id: int) -> IntermediateCa:
         """The record, or `NotFound`."""

@@ -5,17 +5,22 @@ slow work outside any write transaction, then one short write transaction."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from interca.domain import fields
-from interca.domain.models import CaKey, CrlRecord, CsrRecord, IntermediateCa, UploadedCert
+from interca.domain.attestation.backend import EmulatedHsmVerifier
+from interca.domain.attestation.report import VerificationReport
+from interca.domain.models import CaKey, CaType, CrlRecord, CsrRecord, IntermediateCa, UploadedCert
 from interca.domain.principal import Principal
 from interca.domain.states import State, after_download
 from interca.domain.x509 import chain as chain_rules
@@ -28,6 +33,27 @@ from interca.service.audit import AuditLog, PendingEntry
 from interca.service.context import ServiceContext, guard
 from interca.service.validation import Evaluation, Validator, effective_expiry, signing_failure
 from interca.storage.certificates import CertificateRepository
+
+ON_DEMAND_MAX_AGE = dt.timedelta(minutes=5)
+
+
+def read_pins(path: Path) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """(pinned root fingerprints, denied AK certificate fingerprints) from the pins file's
+    `pin <hex>` and `deny <hex>` lines (hsm.md §8.2); nothing pinned when it is missing."""
+    found: dict[str, list[bytes]] = {"pin": [], "deny": []}
+    try:
+        text = path.read_text()
+    except OSError:
+        return (), ()
+    for line in text.splitlines():
+        kind, _, value = line.strip().partition(" ")
+        try:
+            raw = bytes.fromhex(value.replace(":", "").strip())
+        except ValueError:
+            continue
+        if kind in found and len(raw) == 32:
+            found[kind].append(raw)
+    return tuple(found["pin"]), tuple(found["deny"])
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,11 @@ class LifecycleService:
             try:
                 public_pem = csr_builder.public_key_pem(store.public_key(ref))
                 ca.key = CaKey(ref, public_pem, self._ctx.clock.now())
+                if ca.type is CaType.CUSTOM_HSM and self._ctx.attestation is not None:
+                    # hsm.md §8.4: the creation-time statement, right after generation.
+                    attestor = self._ctx.attestation.attestor
+                    bundle = attestor.attest(ca.region.value, attestor.key_id_of(ref))
+                    ca.key.attestation_pem = bundle.decode("ascii")
                 ca.state = State.KEYGEN_DONE
                 return self._save(ca, entry, f"{ca.key_type.value} public key {fingerprint(public_pem)}")
             except BaseException:
@@ -90,12 +121,46 @@ class LifecycleService:
     def download_attestation(self, principal: Principal, ca_id: int) -> Download:
         ca = self._ctx.load(ca_id)
         guard(ca, "downloadAttestation", hsm_only=True)
-        raise self._no_hsm(ca)
+        if ca.key is None or ca.key.attestation_pem is None:
+            raise self._no_hsm(ca)
+        if principal.is_admin and ca.state < State.ATTESTATION_DONE:
+            with self._step(principal, "download_attestation", ca_id) as (ca, entry):  # state-moving
+                guard(ca, "downloadAttestation", hsm_only=True)
+                ca.state = after_download(ca.state, State.ATTESTATION_DONE)
+                self._save(ca, entry, "state ATTESTATION_DONE")
+        assert ca.key is not None and ca.key.attestation_pem is not None
+        return Download(f"{ca.name}-Attestation.pem", ca.key.attestation_pem)
 
     def verify_key_attestation(self, principal: Principal, ca_id: int) -> IntermediateCa:
-        with self._step(principal, "verify_key_attestation", ca_id) as (ca, _):
+        """hsm.md §8.6: the stored creation-time statement (V1-V8), then a fresh on-demand one
+        with a new 32-byte nonce and a 5-minute maximum age (V1-V9). Any failure: 400 and
+        nothing changes."""
+        with self._step(principal, "verify_key_attestation", ca_id) as (ca, entry):
             guard(ca, "verifyKeyAttestation", hsm_only=True)
-            raise self._no_hsm(ca)
+            attestation = self._ctx.attestation
+            if attestation is None or ca.key is None or ca.key.attestation_pem is None:
+                raise self._no_hsm(ca)
+            attestor = attestation.attestor
+            pins, denied = read_pins(attestation.pins_file)
+            verifier = EmulatedHsmVerifier(pins, denied, self._ctx.settings.clock_skew_seconds)
+            public = serialization.load_pem_public_key(ca.key.public_key_pem.encode())
+            spki = public.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            key_id = attestor.key_id_of(ca.key.ref)
+            region = ca.region.value
+            checks, _ = verifier.verify(
+                ca.key.attestation_pem.encode("ascii"), spki, region, key_id, self._ctx.clock.now()
+            )
+            VerificationReport(checks, None, None).raise_for_failure()
+            nonce = os.urandom(32)
+            fresh = attestor.attest(region, key_id, nonce)  # slow-ish: no transaction open
+            now = self._ctx.clock.now()
+            checks, _ = verifier.verify(fresh, spki, region, key_id, now, nonce, ON_DEMAND_MAX_AGE)
+            VerificationReport(checks, None, None).raise_for_failure()
+            ca.key.attestation_verified_at = now
+            ca.state = after_download(ca.state, State.ATTESTATION_VERIFY_DONE)
+            return self._save(ca, entry, "creation-time and on-demand statements verified")
 
     def _no_hsm(self, ca: IntermediateCa) -> KeyStoreError:
         self._ctx.keystores.for_new_key(ca.type, ca.region)  # raises when no HSM is configured

@@ -49,7 +49,13 @@ def _to_domain(row: CertificateRow, default_id: int | None) -> IntermediateCa:
         is_default=row.id == default_id,
     )
     if row.key_ref and row.public_key_pem:
-        ca.key = CaKey(row.key_ref, row.public_key_pem, row.key_generated_at, row.attestation_verified_at)
+        ca.key = CaKey(
+            row.key_ref,
+            row.public_key_pem,
+            row.key_generated_at,
+            row.attestation_verified_at,
+            row.attestation_pem,
+        )
     if row.csr_pem and row.csr_subject and row.csr_generated_at:
         ca.csr = CsrRecord(row.csr_pem, _subject_from_json(row.csr_subject), row.csr_generated_at)
     if row.cert_der and row.cert_not_before and row.cert_not_after:
@@ -82,6 +88,7 @@ def _fill(row: CertificateRow, ca: IntermediateCa, now: dt.datetime) -> None:
     row.public_key_pem = key.public_key_pem if key else None
     row.key_generated_at = key.generated_at if key else None
     row.attestation_verified_at = key.attestation_verified_at if key else None
+    row.attestation_pem = key.attestation_pem if key else None
     row.csr_pem = csr.pem if csr else None
     row.csr_subject = _subject_to_json(csr.subject) if csr else None
     row.csr_generated_at = csr.generated_at if csr else None

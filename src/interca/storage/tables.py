@@ -35,6 +35,7 @@ class CertificateRow(Base):
     public_key_pem: Mapped[str | None] = mapped_column(Text)
     key_generated_at: Mapped[dt.datetime | None]
     attestation_verified_at: Mapped[dt.datetime | None]
+    attestation_pem: Mapped[str | None] = mapped_column(Text)  # creation-time statement (hsm.md §8.5)
 
     csr_pem: Mapped[str | None] = mapped_column(Text)
     csr_subject: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,164 @@
+"""Emulated HSM key attestation over HTTP with real SoftHSM2 tokens (hsm.md §8, api.md §4.3):
+provisioning, the creation-time statement at keyPair, downloadAttestation, verifyKeyAttestation,
+offline verification with the CLI, and the attestor's refusals."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pkcs11 import Attribute, KeyType, ObjectClass
+from tests.conftest import Api, R
+from tests.hsm import SoftHsm, TestToken
+from tests.integration.helpers import ok, snapshot
+from tests.integration.test_hsm_lifecycle import hsm_services
+from typer.testing import CliRunner
+
+from interca.cli.main import app as cli
+from interca.config import SOFTHSM2_MODULE
+from interca.domain.attestation.statement import BUNDLE_FIRST_LINE
+from interca.errors import KeyStoreError
+from interca.keystore.attestor import EmulatedAttestor, provision_attestation, root_path
+from interca.keystore.pkcs11 import KeyRef
+from interca.service.registry import Services
+from interca.storage.tables import CertificateRow
+
+
+def _setup(
+    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tokens: dict[str, TestToken]
+) -> Services:
+    now = api.services.ctx.clock.now()
+    configs = {region: token.config(region) for region, token in tokens.items()}
+    assert provision_attestation(data_dir, SOFTHSM2_MODULE, softhsm.conf, configs, "test", now)
+    assert not provision_attestation(
+        data_dir, SOFTHSM2_MODULE, softhsm.conf, configs, "test", now
+    )  # idempotent
+    return hsm_services(api, http_server, data_dir, softhsm, tokens)
+
+
+def test_hsm_key_attestation_download_verify_and_offline(
+    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    token = softhsm.new_token(tmp_path)
+    _setup(api, http_server, data_dir, softhsm, {"US": token})
+    pin = data_dir / "attestor" / "pins" / "US"
+    assert stat.S_IMODE(pin.stat().st_mode) == 0o600
+    pins = (data_dir / "attestation" / "pins.txt").read_text()
+    assert any(line.startswith("pin ") and len(line) == 68 for line in pins.splitlines())
+    assert "interca-attest-root" not in "".join(softhsm.env().get("X", "")) and not any(
+        "root" in p.name for p in (data_dir / "attestor" / "pins").iterdir()
+    )
+
+    ca_id = api.create("HSM US", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    public = ok(api.admin.post(f"{R}/keyPair/{ca_id}"))["publicKey"]
+    resp = api.admin.get(f"{R}/downloadAttestation/{ca_id}")
+    assert resp.status_code == 200
+    assert 'filename="HSM US-Attestation.pem"' in resp.headers["content-disposition"]
+    assert resp.text.splitlines()[0] == BUNDLE_FIRST_LINE
+    assert api.admin.get(f"{R}/{ca_id}").json()["currentState"] == "ATTESTATION_DONE"
+
+    body = ok(api.admin.post(f"{R}/verifyKeyAttestation/{ca_id}"))
+    assert body["certId"] == ca_id and isinstance(body["hsmAttestationVerifiedTime"], int)
+    record = api.admin.get(f"{R}/{ca_id}").json()
+    assert record["currentState"] == "ATTESTATION_VERIFY_DONE"
+    assert record["hsmAttestationVerifiedTime"] == body["hsmAttestationVerifiedTime"]
+
+    bundle, key = tmp_path / "b.pem", tmp_path / "k.pem"
+    bundle.write_text(resp.text)
+    key.write_text(public)
+    root = str(root_path(data_dir))
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["ca", "verify-attestation", str(bundle), "--public-key", str(key), "--root", root]
+    )
+    assert result.exit_code == 0, result.output
+    tampered = tmp_path / "t.pem"
+    lines = resp.text.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith("-----BEGIN")) + 3
+    lines[i] = lines[i][:10] + ("A" if lines[i][10] != "A" else "B") + lines[i][11:]
+    tampered.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(
+        cli, ["ca", "verify-attestation", str(tampered), "--public-key", str(key), "--root", root]
+    )
+    assert result.exit_code != 0
+
+
+def test_another_keys_statement_fails_verification_and_changes_nothing(
+    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    token = softhsm.new_token(tmp_path)
+    _setup(api, http_server, data_dir, softhsm, {"US": token})
+    a = api.create("HSM A", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    b = api.create("HSM B", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    ok(api.admin.post(f"{R}/keyPair/{a}"))
+    ok(api.admin.post(f"{R}/keyPair/{b}"))
+    with api.services.ctx.db.write() as s:
+        s.get(CertificateRow, b).attestation_pem = s.get(CertificateRow, a).attestation_pem
+    before = snapshot(api, b)
+    resp = api.admin.post(f"{R}/verifyKeyAttestation/{b}")
+    assert resp.status_code == 400
+    assert resp.json()["message"].startswith(
+        "Key attestation verification failed: [attestation_key_mismatch] "
+    )
+    assert snapshot(api, b) == before
+
+
+def test_attestor_refuses_wrong_device_and_planted_public_object(
+    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    us, europe = softhsm.new_token(tmp_path), softhsm.new_token(tmp_path)
+    services = _setup(api, http_server, data_dir, softhsm, {"US": us, "EUROPE": europe})
+    ca_id = api.create("HSM US", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    ok(api.admin.post(f"{R}/keyPair/{ca_id}"))
+    with services.ctx.db.read() as s:
+        key_id = KeyRef.parse(str(s.get(CertificateRow, ca_id).key_ref)).key_id  # type: ignore[union-attr]
+
+    # The EUROPE AK asked to vouch for a key in the US token.
+    crossed = EmulatedAttestor(
+        SOFTHSM2_MODULE, str(softhsm.conf), data_dir, {"EUROPE": us.config("US")}, services.ctx.clock
+    )
+    with pytest.raises(KeyStoreError) as exc:
+        crossed.attest("EUROPE", key_id)
+    assert exc.value.error_id == "attestation_wrong_device"
+
+    # A planted public object sharing another key's CKA_ID, while the genuine one is gone.
+    other = ec_public_object_template(key_id)
+
+    def plant(tok: Any) -> None:
+        (genuine,) = tok.session.get_objects({Attribute.ID: key_id, Attribute.CLASS: ObjectClass.PUBLIC_KEY})
+        genuine.destroy()
+        tok.keys.clear()
+        tok.session.create_object(other)
+
+    us.hsm.backend.run(us.config("US"), plant)
+    attestor = EmulatedAttestor(
+        SOFTHSM2_MODULE, str(softhsm.conf), data_dir, {"US": us.config("US")}, services.ctx.clock
+    )
+    with pytest.raises(KeyStoreError) as exc:
+        attestor.attest("US", key_id)
+    assert exc.value.error_id == "attestation_pairing_failed"
+
+
+def ec_public_object_template(key_id: bytes) -> dict[Any, Any]:
+    """A P-256 public key object made outside the token (an attacker's), with `key_id`."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from pkcs11.util.ec import encode_named_curve_parameters
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    )
+    octet = bytes([0x04, len(point)]) + point
+    return {
+        Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+        Attribute.KEY_TYPE: KeyType.EC,
+        Attribute.TOKEN: True,
+        Attribute.ID: key_id,
+        Attribute.VERIFY: True,
+        Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1"),
+        Attribute.EC_POINT: octet,
+    }
