@@ -95,7 +95,7 @@ def main() -> None:
     from interca.domain.models import KeyType
     from interca.keystore.master_key import load_master_key
     from interca.keystore.pkcs11 import KeyRef, Pkcs11KeyStore
-    from interca.keystore.pkcs11_session import PinSource, TokenConfig
+    from interca.keystore.pkcs11_token import PinSource, TokenConfig
     from interca.keystore.software import SoftwareKeyStore
 
     software = SoftwareKeyStore(work / "keys", load_master_key(work / "master.key", create=True))
