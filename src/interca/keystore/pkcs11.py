@@ -90,6 +90,8 @@ class Pkcs11KeyStore:
         self.token = token
         self.softhsm2_conf = softhsm2_conf
         self._signers: dict[bytes, HsmRSAPrivateKey | HsmECPrivateKey] = {}
+        self._backend: HsmBackend | None = None
+        self._backend_pid = 0
         self._lock = threading.Lock()
 
     @classmethod
@@ -108,7 +110,11 @@ class Pkcs11KeyStore:
 
     @property
     def backend(self) -> HsmBackend:
-        return backend_for(self.module, self.softhsm2_conf)
+        # Looked up once per process (a forked child looks again): it sits on every signature's path.
+        pid = os.getpid()
+        if self._backend is None or self._backend_pid != pid:
+            self._backend, self._backend_pid = backend_for(self.module, self.softhsm2_conf), pid
+        return self._backend
 
     def check_pin_file(self) -> None:
         """At start: refuse a PIN file that exists but is not 0600/0400 and ours (hsm.md §2)."""

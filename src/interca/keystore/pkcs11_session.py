@@ -95,7 +95,9 @@ class HsmBackend:
     def run(self, cfg: TokenConfig, op: Callable[[OpenToken], T]) -> T:
         """Run `op` on `cfg`'s token under the lock; on a session or device error, re-initialise,
         log in again and retry once, then raise `hsm_unavailable` (and back off)."""
-        with self._locked():
+        if self._pid != os.getpid():  # inline, not _locked(): this is every signature's hot path
+            self._after_fork()
+        with self._lock:
             gate = self._gates.get(cfg.key)
             if gate is not None and time.monotonic() < gate.retry_at:
                 raise _unavailable(cfg)
