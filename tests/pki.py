@@ -107,12 +107,23 @@ class TestPKI:
             self._root = self.new_root("interca Test Root CA", self.key_type)
         return self._root
 
-    def new_root(self, cn: str, key_type: str = "ec", *, days: int = 3650) -> CA:
-        """A self-signed root: critical CA:TRUE (no pathLen), critical keyCertSign + cRLSign, SKI."""
-        key = new_key(key_type)
+    def new_root(
+        self,
+        cn: str | x509.Name,
+        key_type: str = "ec",
+        *,
+        days: int = 3650,
+        key: Any = None,
+        path_length: int | None = None,
+        extra_extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
+    ) -> CA:
+        """A self-signed root: critical CA:TRUE (pathLen `path_length`, default none), critical
+        keyCertSign + cRLSign, SKI. `cn` may be a whole `x509.Name` (string types kept); `key`
+        defaults to a new one of `key_type`; `extra_extensions` are `(extension, critical)` pairs."""
+        key = key or new_key(key_type)
         name = _name(cn)
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
@@ -120,12 +131,13 @@ class TestPKI:
             .serial_number(x509.random_serial_number())
             .not_valid_before(self.now - dt.timedelta(days=1))
             .not_valid_after(self.now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(_key_usage(("key_cert_sign", "crl_sign")), critical=True)
             .add_extension(ski, critical=False)
-            .sign(key, hashes.SHA256())
         )
-        return CA(key, cert)
+        for extension, critical in extra_extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return CA(key, builder.sign(key, hashes.SHA256()))
 
     def sign_ca(
         self,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from tests.conftest import Api, R, make_settings
 from tests.integration.helpers import CSR_FIELDS, snapshot, upload
@@ -118,23 +118,12 @@ def test_finalize_refuses_a_root_with_path_length_zero(
 ) -> None:  # noqa: ANN001
     """Row 52: the root above the intermediate (from org_roots_file, no chain) allows no CA below it."""
     strict_root = TestPKI()
-    root = strict_root.new_root("Strict Root")
-    # The same root re-issued with pathLen 0 (the test PKI's roots carry none).
-    builder = (
-        x509.CertificateBuilder().subject_name(root.cert.subject).issuer_name(root.cert.subject)
-        .public_key(root.key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(root.cert.not_valid_before_utc).not_valid_after(root.cert.not_valid_after_utc)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-    )  # fmt: skip
-    for ext in root.cert.extensions:
-        if not isinstance(ext.value, x509.BasicConstraints):
-            builder = builder.add_extension(ext.value, ext.critical)
-    pl0 = builder.sign(root.key, hashes.SHA256())
+    root = strict_root.new_root("Strict Root", path_length=0)
     roots_file = tmp_path / "roots.pem"
-    roots_file.write_bytes(pem(pl0))
+    roots_file.write_bytes(pem(root.cert))
     with_org_roots(api, http_server, settings, roots_file)
     ca_id = ready_for_upload(api)
-    cert = strict_root.sign_ca(csr_of(api, ca_id), issuer=(root.key, pl0))
+    cert = strict_root.sign_ca(csr_of(api, ca_id), issuer=root)
     assert upload(api.admin, "uploadCert", ca_id, pem(cert)).status_code == 200
     before = snapshot(api, ca_id)
     resp = api.admin.post(f"{R}/finalizeCert/{ca_id}")

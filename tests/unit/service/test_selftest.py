@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from tests.pki import CA, TestPKI, new_key
 
 from interca.domain.x509.findings import has_errors
@@ -46,27 +45,8 @@ def make_ca(pki: TestPKI, key_type: str = "ec", **knobs) -> CA:
 
 
 def make_root(cn: str, *, path_length: int | None = None, extra=()) -> CA:
-    """A self-signed root with knobs the shared test PKI's roots do not have."""
-    key = new_key("ec")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    for extension, critical in extra:
-        builder = builder.add_extension(extension, critical=critical)
-    return CA(key, builder.sign(key, hashes.SHA256()))
+    """A self-signed root with a pathLen or extra extensions."""
+    return TestPKI().new_root(cn, path_length=path_length, extra_extensions=extra)
 
 
 def make_input(ca: CA, chain=(), org_roots=(), *, signer=None, now=None, **kw) -> SelfTestInput:

@@ -96,21 +96,7 @@ def self_signed(
     key, name: x509.Name, *, path_length: int | None = None, now: dt.datetime
 ) -> x509.Certificate:
     """A root with exactly the subject name given (string types included)."""
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    return TestPKI(now=now).new_root(name, key=key, path_length=path_length).cert
 
 
 # Row 34: accepted -------------------------------------------------------------------------------
