@@ -7,7 +7,10 @@ puts the HTTP edge on top. Nothing here runs at import time.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -24,13 +27,21 @@ from interca.api.middleware import EdgeMiddleware
 from interca.api.pki_listener import PkiOnly
 from interca.auth.authenticator import Authenticator
 from interca.clock import Clock, SystemClock
-from interca.config import Settings
+from interca.config import ENV_PREFIX, Settings
 from interca.domain.models import Region
 from interca.errors import IntercaError
-from interca.keystore.attestor import EmulatedAttestor, pins_path, provision_attestation, root_path
+from interca.keystore.attestor import (
+    EmulatedAttestor,
+    ak_token_serial,
+    pins_path,
+    provision_attestation,
+    root_path,
+)
+from interca.keystore.attestor_socket import SocketAttestor
 from interca.keystore.base import Attestation, KeyStores
 from interca.keystore.master_key import load_master_key
 from interca.keystore.pkcs11 import Pkcs11KeyStore
+from interca.keystore.pkcs11_token import TokenConfig
 from interca.keystore.provisioning import provision_embedded, recorded_serials
 from interca.keystore.software import SoftwareKeyStore
 from interca.service.audit import AuditLog
@@ -61,7 +72,7 @@ def build_services(
         clock=clock,
         settings=settings,
         keystores=keystores,
-        attestation=attestation_for(settings, stores, clock),
+        attestation=attestation_for(settings, stores),
     )
     audit = AuditLog(ctx)
     return Services.build(ctx, Authenticator(db, clock, settings, master_key, audit), audit)
@@ -81,49 +92,96 @@ def hsm_stores(settings: Settings) -> dict[Region, Pkcs11KeyStore]:
     return stores
 
 
-def attestation_for(
-    settings: Settings, stores: dict[Region, Pkcs11KeyStore], clock: Clock
-) -> Attestation | None:
-    """The emulated attestor (in-process for now; hsm.md §8.1 wants `interca attestor serve`),
-    once attestation is provisioned, for the regions whose key store shares the first module."""
+def attested_tokens(settings: Settings, stores: dict[Region, Pkcs11KeyStore]) -> dict[str, TokenConfig]:
+    """The regions the emulated attestor vouches for: those sharing the first region's module
+    and configuration (one attestor process, one PKCS#11 initialisation) whose AK certificate
+    names the token the region is configured with. A region re-pointed at another token since
+    provisioning is not attested (a warning), rather than attested with the wrong device."""
     if not stores or not root_path(settings.data_dir).exists():
-        return None
+        return {}
     first = next(iter(stores.values()))
-    ca_tokens = {
-        region.value: store.token
-        for region, store in stores.items()
-        if (store.module, store.softhsm2_conf) == (first.module, first.softhsm2_conf)
-    }
-    attestor = EmulatedAttestor(first.module, first.softhsm2_conf, settings.data_dir, ca_tokens, clock)
-    return Attestation(attestor, pins_path(settings.data_dir))
+    tokens = {}
+    for region, store in stores.items():
+        if (store.module, store.softhsm2_conf) != (first.module, first.softhsm2_conf):
+            continue
+        vouched = ak_token_serial(settings.data_dir, region.value)
+        if vouched is None or (store.token.serial and store.token.serial != vouched):
+            log.warning("attestation: region %s's token has no attestation key; not attested", region.value)
+            continue
+        tokens[region.value] = store.token
+    return tokens
 
 
-def provision_embedded_attestation(settings: Settings, clock: Clock) -> None:
-    """hsm.md §8.2 for the embedded SoftHSM2 regions (idempotent); a failure is logged, and
-    key attestation stays unavailable (503 `hsm_attestation_unavailable`).
+def attestation_for(settings: Settings, stores: dict[Region, Pkcs11KeyStore]) -> Attestation | None:
+    """Key attestation through the attestor process on `attestor_socket` (hsm.md §8.1). For the
+    embedded SoftHSM2 the service starts that process itself on first need."""
+    regions = attested_tokens(settings, stores)
+    if not regions:
+        return None
+    embedded = all(settings.hsm_region(r).embedded for r in regions)
+    path = settings.attestor_socket_path
+    start = (lambda: start_attestor(settings)) if embedded else None
+    return Attestation(SocketAttestor(path, start), pins_path(settings.data_dir), frozenset(regions))
 
-    Not called from `prepare` yet: it loads the PKCS#11 module in this process, which fixes the
-    process's SoftHSM2 configuration (hsm.md §2); it must run in a child process first."""
+
+def emulated_attestor(settings: Settings, clock: Clock | None = None) -> EmulatedAttestor | None:
+    """The attestor itself, for `interca attestor serve` (None when nothing is provisioned)."""
+    stores = hsm_stores(settings)
+    regions = attested_tokens(settings, stores)
+    if not regions:
+        return None
+    first = stores[Region(next(iter(regions)))]
+    clock = clock or SystemClock()
+    return EmulatedAttestor(first.module, first.softhsm2_conf, settings.data_dir, regions, clock)
+
+
+def attestor_command(settings: Settings, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `interca attestor <args>` for these settings."""
+    env = {**os.environ, **settings.as_env()}
+    env.pop(ENV_PREFIX + "DATABASE_URL", None)  # the attestor needs no database (nor its password)
+    return [sys.executable, "-m", "interca", "attestor", *args], env
+
+
+def start_attestor(settings: Settings) -> None:
+    """Launch the embedded attestor as a child of this process; it exits when this process does."""
+    command, env = attestor_command(settings, "serve", "--parent", str(os.getpid()))
+    log.info("attestation: starting the embedded attestor on %s", settings.attestor_socket_path)
+    subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)  # noqa: S603 (our own interpreter)
+
+
+def provision_embedded_attestation(settings: Settings, clock: Clock | None = None) -> bool:
+    """hsm.md §8.2 for the embedded SoftHSM2 regions (idempotent); True when made now. Runs in
+    `interca attestor provision`, never in the service: loading the PKCS#11 module fixes the
+    process's SoftHSM2 configuration (hsm.md §2). Raises `KeyStoreError`."""
     stores = {
         region: store
         for region, store in hsm_stores(settings).items()
         if settings.hsm_region(region.value).embedded and store.softhsm2_conf
     }
     if not stores:
-        return
+        return False
     first = next(iter(stores.values()))
     assert first.softhsm2_conf is not None
-    try:
-        provision_attestation(
-            settings.data_dir,
-            first.module,
-            Path(first.softhsm2_conf),
-            {region.value: store.token for region, store in stores.items()},
-            secrets.token_hex(4),
-            clock.now(),
-        )
-    except IntercaError as exc:
-        log.warning("embedded HSM attestation is not provisioned: %s", exc)
+    return provision_attestation(
+        settings.data_dir,
+        first.module,
+        Path(first.softhsm2_conf),
+        {region.value: store.token for region, store in stores.items()},
+        secrets.token_hex(4),
+        (clock or SystemClock()).now(),
+    )
+
+
+def _provision_attestation_in_child(settings: Settings) -> None:
+    """Run `interca attestor provision` (a failure leaves attestation unavailable: a warning)."""
+    if not any(settings.hsm_region(r.value).embedded for r in Region):
+        return
+    command, env = attestor_command(settings, "provision")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=300)  # noqa: S603
+    for line in (result.stdout + result.stderr).splitlines():
+        log.info("attestor provision: %s", line)
+    if result.returncode != 0:
+        log.warning("embedded HSM attestation is not provisioned (exit status %d)", result.returncode)
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> Services:
@@ -134,6 +192,7 @@ def prepare(settings: Settings, clock: Clock | None = None) -> Services:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     provision_embedded(settings)
+    _provision_attestation_in_child(settings)
     for store in hsm_stores(settings).values():
         store.check_pin_file()
     services = build_services(settings, clock, create_master_key=True)

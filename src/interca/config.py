@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     hsm_us_token_serial: str | None = None
     hsm_us_pin_env: str | None = None
     hsm_us_pin_file: Path | None = None
+    attestor_socket: Path | None = None  # default: $DATA/attestor/attestor.sock (hsm.md §8.1)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -124,6 +125,23 @@ class Settings(BaseSettings):
     def keys_dir(self) -> Path:
         """Where the software key store keeps its encrypted keys."""
         return self.data_dir / "keys"
+
+    @property
+    def attestor_socket_path(self) -> Path:
+        """The Unix socket of the emulated HSM attestor (hsm.md §8.1)."""
+        return self.attestor_socket or self.data_dir / "attestor" / "attestor.sock"
+
+    def as_env(self, *names: str) -> dict[str, str]:
+        """These settings (every one set, when no names are given) as `INTERCA_*` variables, so a
+        child process (`interca attestor ...`) loads exactly what this process runs with."""
+        env = {}
+        for name in names or tuple(type(self).model_fields):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            env[ENV_PREFIX + name.upper()] = text
+        return env
 
     @property
     def hsm_dir(self) -> Path:

@@ -4,7 +4,13 @@ offline verification with the CLI, and the attestor's refusals."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,7 @@ from tests.integration.helpers import ok, snapshot
 from tests.integration.test_hsm_lifecycle import hsm_services
 from typer.testing import CliRunner
 
+from interca.app import attestor_command
 from interca.cli.main import app as cli
 from interca.config import SOFTHSM2_MODULE
 from interca.domain.attestation.statement import BUNDLE_FIRST_LINE
@@ -26,23 +33,56 @@ from interca.service.registry import Services
 from interca.storage.tables import CertificateRow
 
 
+@pytest.fixture
+def attestors() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`interca attestor serve` processes started by a test, stopped after it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        proc.terminate()
+        proc.wait(10)
+
+
 def _setup(
-    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tokens: dict[str, TestToken]
+    api: Api,
+    http_server: Any,
+    data_dir: Path,
+    softhsm: SoftHsm,
+    tokens: dict[str, TestToken],
+    attestors: list[subprocess.Popen[bytes]],
 ) -> Services:
+    """Attestation provisioned for `tokens` (not the template's embedded ones) and the attestor
+    running as its own process, as a deployment with an external HSM runs it (hsm.md §8.1)."""
+    for made_for_template in ("attestation", "attestor"):
+        shutil.rmtree(data_dir / made_for_template)
     now = api.services.ctx.clock.now()
     configs = {region: token.config(region) for region, token in tokens.items()}
     assert provision_attestation(data_dir, SOFTHSM2_MODULE, softhsm.conf, configs, "test", now)
     assert not provision_attestation(
         data_dir, SOFTHSM2_MODULE, softhsm.conf, configs, "test", now
     )  # idempotent
-    return hsm_services(api, http_server, data_dir, softhsm, tokens)
+    socket_path = Path(tempfile.mkdtemp(prefix="ia-", dir="/tmp")) / "attestor.sock"  # sun_path: 108 bytes
+    services = hsm_services(api, http_server, data_dir, softhsm, tokens, attestor_socket=socket_path)
+    command, env = attestor_command(services.ctx.settings, "serve", "--parent", str(os.getpid()))
+    attestors.append(subprocess.Popen(command, env=env))
+    deadline = time.monotonic() + 60
+    while not socket_path.exists():
+        assert attestors[-1].poll() is None, "interca attestor serve exited"
+        assert time.monotonic() < deadline, "interca attestor serve did not listen"
+        time.sleep(0.05)
+    return services
 
 
 def test_hsm_key_attestation_download_verify_and_offline(
-    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path
+    api: Api,
+    http_server: Any,
+    data_dir: Path,
+    softhsm: SoftHsm,
+    tmp_path: Path,
+    attestors: list[subprocess.Popen[bytes]],
 ) -> None:
     token = softhsm.new_token(tmp_path)
-    _setup(api, http_server, data_dir, softhsm, {"US": token})
+    _setup(api, http_server, data_dir, softhsm, attestors=attestors, tokens={"US": token})
     pin = data_dir / "attestor" / "pins" / "US"
     assert stat.S_IMODE(pin.stat().st_mode) == 0o600
     pins = (data_dir / "attestation" / "pins.txt").read_text()
@@ -86,10 +126,15 @@ def test_hsm_key_attestation_download_verify_and_offline(
 
 
 def test_another_keys_statement_fails_verification_and_changes_nothing(
-    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path
+    api: Api,
+    http_server: Any,
+    data_dir: Path,
+    softhsm: SoftHsm,
+    tmp_path: Path,
+    attestors: list[subprocess.Popen[bytes]],
 ) -> None:
     token = softhsm.new_token(tmp_path)
-    _setup(api, http_server, data_dir, softhsm, {"US": token})
+    _setup(api, http_server, data_dir, softhsm, attestors=attestors, tokens={"US": token})
     a = api.create("HSM A", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
     b = api.create("HSM B", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
     ok(api.admin.post(f"{R}/keyPair/{a}"))
@@ -106,10 +151,17 @@ def test_another_keys_statement_fails_verification_and_changes_nothing(
 
 
 def test_attestor_refuses_wrong_device_and_planted_public_object(
-    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path
+    api: Api,
+    http_server: Any,
+    data_dir: Path,
+    softhsm: SoftHsm,
+    tmp_path: Path,
+    attestors: list[subprocess.Popen[bytes]],
 ) -> None:
     us, europe = softhsm.new_token(tmp_path), softhsm.new_token(tmp_path)
-    services = _setup(api, http_server, data_dir, softhsm, {"US": us, "EUROPE": europe})
+    services = _setup(
+        api, http_server, data_dir, softhsm, attestors=attestors, tokens={"US": us, "EUROPE": europe}
+    )
     ca_id = api.create("HSM US", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
     ok(api.admin.post(f"{R}/keyPair/{ca_id}"))
     with services.ctx.db.read() as s:

@@ -27,10 +27,10 @@ SIGNATURE = {"EC_P384": "SHA384"}
 
 
 def hsm_services(
-    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tokens: dict[str, TestToken]
+    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tokens: dict[str, TestToken], **extra: Any
 ) -> Services:
     """The deployment of `api`, now with every region's HSM pointing at a fresh token."""
-    overrides: dict[str, Any] = {"hsm_module": SOFTHSM2_MODULE, "softhsm2_conf": softhsm.conf}
+    overrides: dict[str, Any] = {"hsm_module": SOFTHSM2_MODULE, "softhsm2_conf": softhsm.conf, **extra}
     for region, token in tokens.items():
         overrides.update(token.settings(region))
     services = build_services(make_settings(data_dir, **overrides), api.services.ctx.clock)

@@ -40,3 +40,17 @@ def test_explicit_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_invalid_values_refuse_to_start(tmp_path: Path, name: str, value: object) -> None:
     with pytest.raises(ValidationError):
         load_settings(data_dir=tmp_path, **{name: value})
+
+
+def test_settings_travel_to_a_child_process_as_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`interca attestor ...` children load exactly the parent's settings (overrides included)."""
+    parent = load_settings(
+        data_dir=tmp_path, hsm_us_token_label="t-us", hsm_us_pin_file=tmp_path / "pin",
+        attestor_socket=tmp_path / "a.sock", leaf_crl_dp=False, edit_lock_wait=0.5,
+    )  # fmt: skip
+    env = parent.as_env()
+    assert env["INTERCA_LEAF_CRL_DP"] == "false" and "INTERCA_HSM_ASIA_TOKEN_LABEL" not in env
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == parent
+    assert parent.as_env("data_dir") == {"INTERCA_DATA_DIR": str(tmp_path)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from interca.cli import admin
+from interca.cli.attestor import attestor_app
 from interca.cli.audit import audit_app
 from interca.cli.ca import ca_app
 from interca.cli.lab import lab
@@ -23,3 +24,4 @@ app.add_typer(admin.apikey_app, name="apikey")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ca_app, name="ca")
 app.add_typer(lab, name="lab")
+app.add_typer(attestor_app, name="attestor")

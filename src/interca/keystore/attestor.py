@@ -5,9 +5,8 @@ The attestor plays the HSM firmware: it holds each region's attestation key (AK)
 service's database), proves the private and public objects pair up, and signs a statement with
 the AK. Its one operation is `attest(region, key_id, nonce=None) -> PEM bundle`.
 
-Remaining work (hsm.md §8.1): the spec runs the attestor as a separate process on a Unix socket
-(`interca attestor serve`). Here it runs in-process, behind the same narrow interface, with the
-service's PKCS#11 backend: there is no process or PIN separation yet.
+It runs in its own process (`interca attestor serve`, `attestor_socket.py`); the service
+only talks to that socket. Provisioning runs in `interca attestor provision`.
 
 Emulation (hsm.md §8.8): SoftHSM's non-extractability is API policy; whoever holds the token
 files and PINs holds every key, AKs included. Never call this hardware attestation.
@@ -90,6 +89,15 @@ def root_path(data_dir: Path) -> Path:
 
 def pins_path(data_dir: Path) -> Path:
     return attestation_dir(data_dir) / PINS_FILE
+
+
+def ak_token_serial(data_dir: Path, region: str) -> str | None:
+    """The token serial `region`'s AK certificate vouches for (None: no usable AK certificate)."""
+    try:
+        pem = (attestor_dir(data_dir) / "certs" / f"{region}.pem").read_bytes()
+        return device_info_of(x509.load_pem_x509_certificate(pem)).token_serial
+    except (OSError, ValueError):
+        return None
 
 
 def ak_token_config(data_dir: Path, region: str) -> TokenConfig:

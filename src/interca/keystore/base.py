@@ -100,8 +100,13 @@ class KeyAttestor(Protocol):
 
 @dataclass(frozen=True)
 class Attestation:
-    """Key attestation as wired by the composition root: the attestor and the pins file the
-    verifier trusts (`pin <hex>` and `deny <hex>` lines, hsm.md §8.2)."""
+    """Key attestation as wired by the composition root: the attestor, the pins file the
+    verifier trusts (`pin <hex>` and `deny <hex>` lines, hsm.md §8.2) and the regions the
+    attestor vouches for."""
 
     attestor: KeyAttestor
     pins_file: Path
+    regions: frozenset[str]
+
+    def covers(self, region: str) -> bool:
+        return region in self.regions

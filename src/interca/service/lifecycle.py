@@ -93,9 +93,10 @@ class LifecycleService:
             try:
                 public_pem = csr_builder.public_key_pem(store.public_key(ref))
                 ca.key = CaKey(ref, public_pem, self._ctx.clock.now())
-                if ca.type is CaType.CUSTOM_HSM and self._ctx.attestation is not None:
+                attestation = self._ctx.attestation
+                if ca.type is CaType.CUSTOM_HSM and attestation and attestation.covers(ca.region.value):
                     # hsm.md §8.4: the creation-time statement, right after generation.
-                    attestor = self._ctx.attestation.attestor
+                    attestor = attestation.attestor
                     bundle = attestor.attest(ca.region.value, attestor.key_id_of(ref))
                     ca.key.attestation_pem = bundle.decode("ascii")
                 ca.state = State.KEYGEN_DONE
