@@ -14,6 +14,7 @@ from tests.conftest import Api
 from interca.app import PREFIXES, create_app
 
 ANY, ADMIN, PUBLIC = "any role", "admin only", "no credentials"
+OPEN = "no credentials, public read"  # api.md rows 24-25: answers anyone, credentials or not
 R = "/intermediateCaCertificate"
 ROLES: dict[tuple[str, str], str] = {
     ("GET", R): ANY,
@@ -44,7 +45,11 @@ ROLES: dict[tuple[str, str], str] = {
     ("GET", "/authenticatedSession"): ANY,
     ("DELETE", "/authenticatedSession"): ANY,
 }
-UNPREFIXED = {("POST", "/oauth2/v1/token"): PUBLIC}
+UNPREFIXED = {
+    ("POST", "/oauth2/v1/token"): PUBLIC,
+    ("GET", "/pki/crl/{certId}.crl"): OPEN,
+    ("GET", "/pki/ca/{certId}.crt"): OPEN,
+}
 NOT_AUTHORIZED = {"code": "NOT_AUTHORIZED", "message": "This operation requires the admin role."}
 
 
@@ -75,6 +80,8 @@ def test_route_by_role(api: Api, method: str, route: str) -> None:
     anon = api.anon.request(method, path)
     if role == PUBLIC:
         assert anon.status_code == 400, anon.text  # no body: refused, but not for want of credentials
+    elif role == OPEN:
+        assert_reached(anon)
     else:
         assert anon.status_code == 401 and anon.json()["code"] == "SESSION_NOT_VALID", anon.text
 

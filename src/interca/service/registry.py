@@ -10,6 +10,7 @@ from interca.service.audit import AuditLog
 from interca.service.certificates import CertificateService
 from interca.service.context import ServiceContext
 from interca.service.lifecycle import LifecycleService
+from interca.service.pki import PkiService
 
 
 @dataclass
@@ -21,8 +22,17 @@ class Services:
 
     audit: AuditLog
     limiter: RateLimiter
+    pki: PkiService
 
     @classmethod
     def build(cls, ctx: ServiceContext, auth: Authenticator, audit: AuditLog) -> Services:
         limiter = RateLimiter(ctx.db, ctx.clock, ctx.settings.rate_limit_profile)
-        return cls(ctx, auth, CertificateService(ctx, audit), LifecycleService(ctx, audit), audit, limiter)
+        return cls(
+            ctx,
+            auth,
+            CertificateService(ctx, audit),
+            LifecycleService(ctx, audit),
+            audit,
+            limiter,
+            PkiService(ctx, audit),
+        )

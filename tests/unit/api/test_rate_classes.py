@@ -34,9 +34,12 @@ HEAVY = {("DELETE", R + "/{certId}")} | {
     )
 }
 READ = {("POST", "/authenticatedSession"), ("DELETE", "/authenticatedSession"), ("POST", "/oauth2/v1/token")}
+UNLIMITED = {("GET", "/pki/crl/{certId}.crl"), ("GET", "/pki/ca/{certId}.crt")}  # api.md §4.8: never limited
 
 
-def spec(method: str, template: str) -> RateClass:
+def spec(method: str, template: str) -> RateClass | None:
+    if (method, template) in UNLIMITED:
+        return None
     if method == "GET" or (method, template) in READ:
         return RateClass.READ
     if (method, template) in CHANGE:
@@ -55,7 +58,8 @@ def test_every_route_of_the_app_has_its_class(settings: Settings, services: Serv
             assert declared_classes(route) == [spec(method, template)], endpoint
             seen.add((method, template))
     assert seen >= CHANGE | HEAVY | READ
-    assert len(seen) == 23 + 3 + 1 + 1  # rows 1-23, the session routes, the audit log, the token
+    # rows 1-23, the session routes, the audit log, the token, the CRL and CA certificate
+    assert len(seen) == 23 + 3 + 1 + 1 + 2
 
 
 def test_both_prefixes_are_one_endpoint() -> None:
