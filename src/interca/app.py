@@ -30,13 +30,8 @@ from interca.clock import Clock, SystemClock
 from interca.config import ENV_PREFIX, Settings
 from interca.domain.models import Region
 from interca.errors import IntercaError
-from interca.keystore.attestor import (
-    EmulatedAttestor,
-    ak_token_serial,
-    pins_path,
-    provision_attestation,
-    root_path,
-)
+from interca.keystore.attestor import EmulatedAttestor, ak_token_serial, pins_path, root_path
+from interca.keystore.attestor_provisioning import provision_attestation, rotate_root
 from interca.keystore.attestor_socket import SocketAttestor
 from interca.keystore.base import Attestation, KeyStores
 from interca.keystore.master_key import load_master_key
@@ -149,10 +144,13 @@ def start_attestor(settings: Settings) -> None:
     subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)  # noqa: S603 (our own interpreter)
 
 
-def provision_embedded_attestation(settings: Settings, clock: Clock | None = None) -> bool:
-    """hsm.md §8.2 for the embedded SoftHSM2 regions (idempotent); True when made now. Runs in
-    `interca attestor provision`, never in the service: loading the PKCS#11 module fixes the
-    process's SoftHSM2 configuration (hsm.md §2). Raises `KeyStoreError`."""
+def provision_embedded_attestation(
+    settings: Settings, clock: Clock | None = None, *, rotate: bool = False
+) -> bool:
+    """hsm.md §8.2 for the embedded SoftHSM2 regions: True when made now (idempotent), or with
+    `rotate` a new manufacturer root for them (`interca attestor rotate-root`). Runs in
+    `interca attestor ...`, never in the service: loading the PKCS#11 module fixes the process's
+    SoftHSM2 configuration (hsm.md §2). Raises `KeyStoreError`."""
     stores = {
         region: store
         for region, store in hsm_stores(settings).items()
@@ -162,7 +160,8 @@ def provision_embedded_attestation(settings: Settings, clock: Clock | None = Non
         return False
     first = next(iter(stores.values()))
     assert first.softhsm2_conf is not None
-    return provision_attestation(
+    make = rotate_root if rotate else provision_attestation
+    made = make(
         settings.data_dir,
         first.module,
         Path(first.softhsm2_conf),
@@ -170,6 +169,7 @@ def provision_embedded_attestation(settings: Settings, clock: Clock | None = Non
         secrets.token_hex(4),
         (clock or SystemClock()).now(),
     )
+    return bool(made)
 
 
 def _provision_attestation_in_child(settings: Settings) -> None:

@@ -27,7 +27,8 @@ from interca.cli.main import app as cli
 from interca.config import SOFTHSM2_MODULE
 from interca.domain.attestation.statement import BUNDLE_FIRST_LINE
 from interca.errors import KeyStoreError
-from interca.keystore.attestor import EmulatedAttestor, provision_attestation, root_path
+from interca.keystore.attestor import EmulatedAttestor, root_path
+from interca.keystore.attestor_provisioning import provision_attestation, rotate_root
 from interca.keystore.pkcs11 import KeyRef
 from interca.service.registry import Services
 from interca.storage.tables import CertificateRow
@@ -214,3 +215,51 @@ def ec_public_object_template(key_id: bytes) -> dict[Any, Any]:
         Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1"),
         Attribute.EC_POINT: octet,
     }
+
+
+def test_rotate_root_keeps_issued_statements_valid_and_adds_new_regions(
+    api: Api,
+    http_server: Any,
+    data_dir: Path,
+    softhsm: SoftHsm,
+    tmp_path: Path,
+    attestors: list[subprocess.Popen[bytes]],
+) -> None:
+    us = softhsm.new_token(tmp_path)
+    _setup(api, http_server, data_dir, softhsm, attestors=attestors, tokens={"US": us})
+    before = api.create("HSM before", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    ok(api.admin.post(f"{R}/keyPair/{before}"))
+    old_root = root_path(data_dir).read_bytes()
+    ak_before = (data_dir / "attestor" / "certs" / "US.pem").read_bytes()
+
+    asia = softhsm.new_token(tmp_path)  # a region added after provisioning
+    configs = {"US": us.config("US"), "ASIA": asia.config("ASIA")}
+    digest = rotate_root(
+        data_dir, SOFTHSM2_MODULE, softhsm.conf, configs, "rotated", api.services.ctx.clock.now()
+    )
+    pins = [
+        line
+        for line in (data_dir / "attestation" / "pins.txt").read_text().splitlines()
+        if line.startswith("pin ")
+    ]
+    assert len(pins) == 2 and pins[-1] == f"pin {digest}"
+    assert root_path(data_dir).read_bytes() != old_root
+    assert [p.read_bytes() for p in (data_dir / "attestation").glob("manufacturer-root-*.pem")] == [old_root]
+    new_ak = (data_dir / "attestor" / "certs" / "US.pem").read_bytes()
+    assert new_ak != ak_before
+    from cryptography import x509 as x
+
+    same_key = (
+        x.load_pem_x509_certificate(ak_before).public_key()
+        == x.load_pem_x509_certificate(new_ak).public_key()
+    )
+    assert same_key  # the AK stays; only its certificate is new
+    assert (data_dir / "attestor" / "certs" / "ASIA.pem").exists()
+
+    # The statement stored before the rotation (old root, still pinned) and a fresh one (new root).
+    ok(api.admin.post(f"{R}/verifyKeyAttestation/{before}"))
+    after = api.create("HSM after", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    ok(api.admin.post(f"{R}/keyPair/{after}"))
+    bundle = api.admin.get(f"{R}/downloadAttestation/{after}").text
+    assert bundle.rstrip().endswith(root_path(data_dir).read_text().rstrip())
+    ok(api.admin.post(f"{R}/verifyKeyAttestation/{after}"))

@@ -132,3 +132,24 @@ def test_sdk_hsm_lifecycle_in_every_region_with_attestation_and_restart(
             assert model.public_key.encode() == public_pem
             raw = execute(ex, "GET", f"{R}/downloadAttestation/{ca_id}")
             verify_offline(srv, raw.content, public_pem, tmp_path, region)
+
+    # A new manufacturer root from the command line, the service running: statements issued
+    # before still verify (the old root stays pinned), fresh ones chain to the new root.
+    rotated = subprocess.run([sys.executable, "-m", "interca", "attestor", "rotate-root"], env=srv.env,
+                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    with oneapi_client(monkeypatch, srv.base, srv.client_id, srv.client_secret) as z:
+        ica = z.zia.intermediate_certificates
+        ex = z.get_request_executor()
+        _, _, err = ica.delete_ca_certificate(ids["ASIA"])  # room under the 4-enabled limit
+        assert err is None, repr(err)
+        _, resp, err = ica.add_ca_certificate(name="HSM after rotation", type="CUSTOM_HSM", region="US",
+                                              key_type="EC_P256")  # fmt: skip
+        assert err is None, repr(err)
+        new_id = resp.get_body()["id"]
+        _, resp, err = ica.generate_key_pair(new_id)
+        assert err is None, repr(err)
+        _, _, err = ica.verify_key_attestation(new_id)
+        assert err is None, repr(err)
+        raw = execute(ex, "GET", f"{R}/downloadAttestation/{new_id}")
+        verify_offline(srv, raw.content, resp.get_body()["publicKey"].encode(), tmp_path, "US")

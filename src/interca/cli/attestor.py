@@ -36,6 +36,23 @@ def provision() -> None:
         console.print("Emulated HSM attestation: nothing to provision.")
 
 
+@attestor_app.command("rotate-root")
+def rotate_root() -> None:
+    """A new emulated manufacturer root: the attestation keys are re-certified (a region added
+    since gets its own), the new root is pinned beside the old one, which stays pinned until you
+    remove its `pin` line, so statements already issued keep verifying."""
+    from interca.app import provision_embedded_attestation
+    from interca.keystore.attestor import pins_path, root_path
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings()
+    with refusals():
+        if not provision_embedded_attestation(settings, rotate=True):
+            fail("No embedded HSM region to attest: rotate-root covers the embedded SoftHSM2 only.")
+    console.print(f"New emulated HSM manufacturer root: {root_path(settings.data_dir)}")
+    console.print(f"Pinned roots: {pins_path(settings.data_dir)}")
+
+
 @attestor_app.command()
 def serve(
     parent: int = typer.Option(None, "--parent", help="Exit when this process id is gone (the service)."),

@@ -6,7 +6,8 @@ service's database), proves the private and public objects pair up, and signs a 
 the AK. Its one operation is `attest(region, key_id, nonce=None) -> PEM bundle`.
 
 It runs in its own process (`interca attestor serve`, `attestor_socket.py`); the service
-only talks to that socket. Provisioning runs in `interca attestor provision`.
+only talks to that socket. Provisioning (`attestor_provisioning.py`) runs in `interca attestor
+provision`.
 
 Emulation (hsm.md §8.8): SoftHSM's non-extractability is API policy; whoever holds the token
 files and PINs holds every key, AKs included. Never call this hardware attestation.
@@ -23,9 +24,6 @@ import datetime as dt
 import json
 import logging
 import os
-import secrets
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pkcs11 import Attribute, Mechanism, ObjectClass
 from pkcs11 import KeyType as P11KeyType
@@ -43,27 +41,21 @@ from interca.clock import Clock
 from interca.domain.attestation.claims import (
     CKK_EC,
     CKK_RSA,
-    EMULATED_MODEL,
     KEY_GEN_MECHANISM_UNAVAILABLE,
     Claims,
-    DeviceInfoClaims,
     device_info_of,
 )
 from interca.domain.attestation.statement import (
-    build_ak_certificate,
-    build_manufacturer_root,
     build_statement,
     bundle_pem,
-    fingerprint,
 )
 from interca.domain.models import KeyType
 from interca.errors import KeyStoreError
 from interca.keystore.hsm_keys import HsmECPrivateKey
 from interca.keystore.pkcs11 import KeyRef
-from interca.keystore.pkcs11_objects import generate, public_key_of
+from interca.keystore.pkcs11_objects import public_key_of
 from interca.keystore.pkcs11_session import HsmBackend, OpenToken, backend_for
 from interca.keystore.pkcs11_token import PinSource, TokenConfig
-from interca.keystore.provisioning import tokens_by_label, write_secret
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +97,7 @@ def ak_token_config(data_dir: Path, region: str) -> TokenConfig:
     return TokenConfig(region, ATTEST_TOKEN_PREFIX + region, None, pin, "attestor", "attestor")
 
 
-def _token_signer(backend: HsmBackend, cfg: TokenConfig, key_id: bytes) -> HsmECPrivateKey:
+def token_signer(backend: HsmBackend, cfg: TokenConfig, key_id: bytes) -> HsmECPrivateKey:
     """A P-384 key in a token as a `cryptography` private key whose `sign` happens in the token."""
 
     def public(tok: OpenToken) -> Any:
@@ -120,116 +112,6 @@ def _token_signer(backend: HsmBackend, cfg: TokenConfig, key_id: bytes) -> HsmEC
         )
 
     return HsmECPrivateKey(backend.run(cfg, public), token_sign)
-
-
-# provisioning (hsm.md §8.2) ----------------------------------------------------------------------
-
-
-def provision_attestation(
-    data_dir: Path,
-    module: str,
-    softhsm2_conf: Path,
-    ca_tokens: Mapping[str, TokenConfig],
-    deployment_id: str,
-    now: dt.datetime,
-) -> bool:
-    """Make the emulated manufacturer root and one AK per region in `ca_tokens`; True when done
-    now. Idempotent: once the root exists nothing is made again (its key is destroyed; a region
-    added later needs `interca attestor rotate-root`, not built yet)."""
-    if root_path(data_dir).exists():
-        missing = [r for r in ca_tokens if not (attestor_dir(data_dir) / "certs" / f"{r}.pem").exists()]
-        if missing:
-            log.warning("attestation: no attestation key for region(s) %s (rotate-root is not built yet)",
-                        ", ".join(missing))  # fmt: skip
-        return False
-    util = shutil.which("softhsm2-util") or "/usr/bin/softhsm2-util"
-    env = {**os.environ, "SOFTHSM2_CONF": str(softhsm2_conf)}
-    backend = backend_for(module, str(softhsm2_conf))
-    for directory in (attestation_dir(data_dir), attestor_dir(data_dir), attestor_dir(data_dir) / "certs"):
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    root_label = f"interca-attest-root-{secrets.token_hex(4)}"
-    root_pin = attestor_dir(data_dir) / "pins" / ".root"
-    root_cfg = TokenConfig("ROOT", root_label, None, PinSource("ROOT", None, root_pin, "-", "-"), "-", "-")
-    _init_token(util, env, root_label, root_pin)
-    try:
-        backend.reinitialize()  # tokens made after C_Initialize stay invisible otherwise
-        backend.run(root_cfg, lambda tok: generate(tok, KeyType.EC_P384, ROOT_KEY_ID, "manufacturer-root"))
-        root_signer = _token_signer(backend, root_cfg, ROOT_KEY_ID)
-        root = build_manufacturer_root(root_signer, deployment_id, now)
-        firmware = _softhsm_version(util, env)
-        present = tokens_by_label(util, env)
-        for region, ca_cfg in ca_tokens.items():
-            ak_cfg = ak_token_config(data_dir, region)
-            assert ak_cfg.pin.file is not None
-            if ak_cfg.label in present and not ak_cfg.pin.file.exists():  # orphaned: no one has its PIN
-                backend.reinitialize()
-                subprocess.run(
-                    [util, "--delete-token", "--token", ak_cfg.label],
-                    env=env,
-                    capture_output=True,
-                    check=False,
-                )
-                present.pop(ak_cfg.label)
-            if ak_cfg.label not in present:
-                _init_token(util, env, ak_cfg.label, ak_cfg.pin.file)
-                backend.reinitialize()
-
-            def make_ak(tok: OpenToken) -> None:
-                for leftover in tok.session.get_objects({Attribute.ID: AK_KEY_ID}):
-                    leftover.destroy()
-                generate(tok, KeyType.EC_P384, AK_KEY_ID, "attestation-key")
-
-            backend.run(ak_cfg, make_ak)
-            ak_public = _token_signer(backend, ak_cfg, AK_KEY_ID).public_key()
-            serial = backend.run(ca_cfg, lambda tok: tok.serial)
-            device = DeviceInfoClaims(region, serial, EMULATED_MODEL, firmware, True)
-            ak_cert = build_ak_certificate(ak_public, device, root, root_signer, now)
-            _write(attestor_dir(data_dir) / "certs" / f"{region}.pem", _pem(ak_cert))
-    finally:
-        backend.reinitialize()  # no session may hold the root token while it is deleted
-        subprocess.run(
-            [util, "--delete-token", "--token", root_label], env=env, capture_output=True, check=False
-        )
-        root_pin.unlink(missing_ok=True)
-        root_pin.with_name(root_pin.name + ".so").unlink(missing_ok=True)
-        backend.reinitialize()
-    _write(root_path(data_dir), _pem(root))
-    digest = fingerprint(root).hex()
-    pins = pins_path(data_dir)
-    existing = pins.read_text() if pins.exists() else "# Pinned emulated HSM manufacturer roots (SHA-256).\n"
-    if f"pin {digest}" not in existing:
-        _write(pins, existing + f"pin {digest}\n")
-    log.info("attestation: emulated HSM manufacturer root SHA-256 %s (pin it)", digest)
-    return True
-
-
-def _init_token(util: str, env: dict[str, str], label: str, pin_file: Path) -> None:
-    pin, so_pin = secrets.token_hex(16), secrets.token_hex(16)
-    write_secret(pin_file, pin)
-    write_secret(pin_file.with_name(pin_file.name + ".so"), so_pin)
-    result = subprocess.run(
-        [util, "--init-token", "--free", "--label", label, "--so-pin", so_pin, "--pin", pin],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise KeyStoreError("hsm_unavailable", f"softhsm2-util could not make token {label}.")
-
-
-def _softhsm_version(util: str, env: dict[str, str]) -> str:
-    result = subprocess.run([util, "--version"], env=env, capture_output=True, text=True, check=False)
-    return result.stdout.strip() or "unknown"
-
-
-def _pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o600 if path.parent.name != "attestation" else 0o644)
-    os.replace(tmp, path)
 
 
 # the attestor (hsm.md §8.4) ---------------------------------------------------------------------
@@ -292,7 +174,7 @@ class EmulatedAttestor:
             nonce=nonce,
             **fields,
         )
-        ak_signer = _token_signer(backend, ak_token_config(self.data_dir, region), AK_KEY_ID)
+        ak_signer = token_signer(backend, ak_token_config(self.data_dir, region), AK_KEY_ID)
         statement = build_statement(public, claims, ak_cert, ak_signer, now, on_demand=nonce is not None)
         return bundle_pem(statement, ak_cert, root)
 
