@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-from interca.api import audit, certificates, pki, sessions
+from interca.api import audit, certificates, metrics, pki, sessions
 from interca.api.bodies import UnsupportedMediaType
 from interca.api.deps import check_rate_classes
 from interca.api.errors import error_response, not_found
@@ -205,6 +205,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or build_services(settings)
     app = FastAPI(title="interca", docs_url=None, redoc_url=None, openapi_url=None, lifespan=pki.crl_upkeep)
     app.state.services = services
+    app.state.metrics = metrics.ApiMetrics(services)
     app.router.redirect_slashes = False
     for prefix in PREFIXES:
         app.include_router(certificates.router, prefix=prefix)
@@ -212,6 +213,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(audit.router, prefix=prefix)
     app.include_router(sessions.token_router)
     app.include_router(pki.router)
+    app.include_router(metrics.router)
     check_rate_classes(app.routes)  # a route without its api.md §4.8 rate class stops the app here
 
     @app.exception_handler(IntercaError)

@@ -49,6 +49,7 @@ UNPREFIXED = {
     ("POST", "/oauth2/v1/token"): PUBLIC,
     ("GET", "/pki/crl/{certId}.crl"): OPEN,
     ("GET", "/pki/ca/{certId}.crt"): OPEN,
+    ("GET", "/metrics"): ANY,
 }
 NOT_AUTHORIZED = {"code": "NOT_AUTHORIZED", "message": "This operation requires the admin role."}
 

@@ -1,10 +1,12 @@
 """Cross-cutting HTTP behaviour as one pure ASGI middleware (api.md §1, §6 rule 11):
-one trailing `/` ignored, the security headers and `X-Transaction-Id` on every response, and
-any unexpected exception turned into the 500 body, logged under the transaction id."""
+one trailing `/` ignored, the security headers and `X-Transaction-Id` on every response, any
+unexpected exception turned into the 500 body, logged under the transaction id, and each request
+counted in the app's metrics (`api/metrics.py`)."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -34,6 +36,7 @@ class EdgeMiddleware:
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope = {**scope, "path": path[:-1], "raw_path": scope.get("raw_path", b"").rstrip(b"/") or b"/"}
+        began = time.perf_counter()
         txid = str(uuid.uuid4())
         scope.setdefault("state", {})["transaction_id"] = txid
         https = scope.get("scheme") == "https"
@@ -70,3 +73,7 @@ class EdgeMiddleware:
         finally:
             # One line per request under its transaction id; the path only, never a query string.
             log.info("%s %s %s %s", txid, scope["method"], scope["path"], status)
+            metrics = getattr(getattr(scope.get("app"), "state", None), "metrics", None)
+            if metrics is not None:  # the route template, set by routing (None: nothing matched)
+                route = getattr(scope.get("route"), "path", None)
+                metrics.observe(scope["method"], route, status, time.perf_counter() - began)

@@ -58,8 +58,8 @@ def test_every_route_of_the_app_has_its_class(settings: Settings, services: Serv
             assert declared_classes(route) == [spec(method, template)], endpoint
             seen.add((method, template))
     assert seen >= CHANGE | HEAVY | READ
-    # rows 1-23, the session routes, the audit log, the token, the CRL and CA certificate
-    assert len(seen) == 23 + 3 + 1 + 1 + 2
+    # rows 1-23, the session routes, the audit log, the token, the CRL and CA certificate, metrics
+    assert len(seen) == 23 + 3 + 1 + 1 + 2 + 1
 
 
 def test_both_prefixes_are_one_endpoint() -> None:
