@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     leaf_crl_dp: bool = True
     leaf_aia: bool = False
     pki_base_url: str = "http://127.0.0.1:8080"
+    # certificates.md §6.4: how often an engine process re-reads the default pointer (never per handshake)
+    default_poll_seconds: float = Field(1.0, gt=0, le=60)
 
     # hsm.md §2. Empty `hsm_module` = no HSM at all (CUSTOM_HSM key pairs answer 503).
     hsm_module: str = SOFTHSM2_MODULE
