@@ -6,12 +6,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+PROXY_VENV   := .venv-proxy
+PROXY_LISTEN ?= 127.0.0.1:8081
 ADMIN  ?= admin@example.com
 # Debian packages the service and its tests need: openssl (the admin-side CLI the tests drive),
-# softhsm2 and p11-kit (the embedded PKCS#11 "Cloud HSM", spec/hsm.md).
-DEB_PACKAGES := openssl softhsm2 p11-kit
+# softhsm2 and p11-kit (the embedded PKCS#11 "Cloud HSM", spec/hsm.md), and the real TLS clients
+# of the end-to-end matrix (certificates.md §7): curl, nodejs, chromium, and libnss3-tools
+# (certutil, which puts the test root into Chromium's NSS database).
+DEB_PACKAGES := openssl softhsm2 p11-kit curl nodejs chromium libnss3-tools
 
-.PHONY: serve test system-deps venv lint check clean
+.PHONY: serve test system-deps venv proxy-venv proxy lint check clean
 
 system-deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -34,6 +38,18 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
+# `interca proxy` runs from its own virtualenv: mitmproxy 11.0.2 pins cryptography<44.1, which the
+# test extra's Zscaler SDK (cryptography>=45) cannot share (see the `proxy` extra in pyproject.toml).
+$(PROXY_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PROXY_VENV) && $(PROXY_VENV)/bin/pip install -q -e '.[proxy]'
+	touch $@
+
+proxy-venv: $(PROXY_VENV)/.installed
+
+proxy: system-deps $(PROXY_VENV)/.installed
+	$(PROXY_VENV)/bin/interca db upgrade
+	$(PROXY_VENV)/bin/interca proxy --listen $(PROXY_LISTEN)
+
 serve: system-deps $(VENV)/.installed
 	$(BIN)/interca init --admin $(ADMIN)
 	$(BIN)/interca serve --host $(HOST) --port $(PORT)
@@ -43,8 +59,8 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: system-deps $(VENV)/.installed-test lint
+test: system-deps $(VENV)/.installed-test $(PROXY_VENV)/.installed lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PROXY_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,14 +6,23 @@ customer's offline verifier accepts each bundle. Public keys are read back from 
 
 from __future__ import annotations
 
+import json
+import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from tests.conftest import free_port
 from tests.integration.helpers import CSR_FIELDS
 from tests.integration.sdk_support import (
     R,
@@ -24,8 +33,10 @@ from tests.integration.sdk_support import (
     multipart,
     oneapi_client,
 )
+from tests.integration.test_edge import clean_env, stop, wait_listening
 from tests.live import LiveServer
 from tests.pki import TestPKI, pem
+from tests.tls_clients import check
 
 from interca.domain.attestation.statement import BUNDLE_FIRST_LINE
 from interca.keystore.pkcs11 import KeyRef
@@ -153,3 +164,75 @@ def test_sdk_hsm_lifecycle_in_every_region_with_attestation_and_restart(
         assert err is None, repr(err)
         raw = execute(ex, "GET", f"{R}/downloadAttestation/{new_id}")
         verify_offline(srv, raw.content, resp.get_body()["publicKey"].encode(), tmp_path, "US")
+
+    serve_with_the_hsm_default(srv, pki, ids["EUROPE"], tmp_path)
+
+
+def serve_with_the_hsm_default(srv: LiveServer, pki: TestPKI, ca_id: int, tmp_path: Path) -> None:
+    """`interca edge` over the restarted deployment mints with the default CA, whose key is in
+    the EUROPE token: 200 concurrent handshakes for distinct names (200 token signatures from
+    many threads) all verify against the organisation's root and the token's public key; with
+    the token gone handshakes fail, and once it is back they succeed again without a restart."""
+    token_public = serialization.load_pem_public_key(token_public_key(srv, "EUROPE", ca_id))
+    root = tmp_path / "org-root.pem"
+    root.write_bytes(pem(pki.root.cert))
+    port = free_port()
+    log_file = tmp_path / "edge.log"
+    with log_file.open("wb") as log:
+        edge = subprocess.Popen([sys.executable, "-m", "interca", "edge", "--listen", f"127.0.0.1:{port}"],
+                                env=clean_env(srv.data_dir), stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_listening(port, edge, log_file)
+        assert check("python-strict", host="hsm.example.test", port=port, root=root, workdir=tmp_path).ok
+        assert check("openssl", host="hsm.example.test", port=port, root=root, workdir=tmp_path).ok
+
+        def handshake(n: int) -> x509.Certificate:
+            return verified_leaf(port, f"host{n}.example.test", root)
+
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            leaves = list(pool.map(handshake, range(200)))
+        assert len({leaf.serial_number for leaf in leaves}) == 200
+        for leaf in leaves[:20]:
+            assert isinstance(token_public, rsa.RSAPublicKey)
+            token_public.verify(leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), hashes.SHA256())
+
+        with embedded_token_removed(srv, "EUROPE"), pytest.raises((ssl.SSLError, OSError)):
+            verified_leaf(port, "while-gone.example.test", root)
+        deadline = time.monotonic() + 120  # hang bound: the key store backs off up to 30 s
+        while True:
+            try:
+                verified_leaf(port, "back.example.test", root)
+                break
+            except (ssl.SSLError, OSError):
+                assert time.monotonic() < deadline, log_file.read_text()[-3000:]
+                time.sleep(0.5)
+    finally:
+        stop(edge)
+
+
+def verified_leaf(port: int, host: str, root: Path) -> x509.Certificate:
+    """A strict Python handshake trusting only `root`; the leaf it verified."""
+    context = ssl.create_default_context(cafile=str(root))
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as sock,
+        context.wrap_socket(sock, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+@contextmanager
+def embedded_token_removed(srv: LiveServer, region: str) -> Iterator[None]:
+    """Take `region`'s embedded token directory away (SoftHSM names it by a UUID ending in the
+    serial), and put it back."""
+    serial = json.loads((srv.data_dir / "hsm" / "tokens.json").read_text())[region]
+    tokens = srv.data_dir / "hsm" / "tokens"
+    (directory,) = [p for p in tokens.iterdir() if p.name.replace("-", "").endswith(serial)]
+    away = srv.data_dir / "hsm" / f"away-{directory.name}"
+    directory.rename(away)
+    try:
+        yield
+    finally:
+        away.rename(directory)

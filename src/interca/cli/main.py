@@ -9,6 +9,7 @@ from interca.cli.attestor import attestor_app
 from interca.cli.audit import audit_app
 from interca.cli.ca import ca_app
 from interca.cli.lab import lab
+from interca.cli.proxy import edge, proxy
 
 app = typer.Typer(
     help="interca: custom intermediate CA certificates for TLS inspection.",
@@ -17,6 +18,8 @@ app = typer.Typer(
 )
 app.command()(admin.serve)
 app.command()(admin.init)
+app.command()(proxy)
+app.command()(edge)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.clients_app, name="clients")
