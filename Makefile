@@ -59,8 +59,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Two workers: most integration tests wait on real processes (servers, TLS clients, browsers).
 test: system-deps $(VENV)/.installed-test $(PROXY_VENV)/.installed lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
 
 clean:
 	rm -rf $(VENV) $(PROXY_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ lifecycle services (key pair, CSR, upload, chain, finalize) and made default in 
     (target: interca >= 10x with a P-256 CA, >= 2x with RSA-2048).
 
     .venv/bin/python bench/mint.py [--seconds 2]
-    /work/venv44/bin/python bench/mint.py      # a venv with mitmproxy
+    .venv-proxy/bin/python bench/mint.py       # the proxy venv has mitmproxy (make proxy-venv)
 
 The machine is shared and has 2 cores: figures are noisy, so compare ratios within one run.
 """

@@ -1,7 +1,7 @@
 """The real-TLS-client harness proved on leaves of the interca leaf profile (certificates.md §7).
 
 Every required client (and Java where installed) runs against a `TlsTestServer` that mints, per
-handshake, a leaf with `interca.domain.x509.leaf.build_leaf` under an intermediate of the test PKI:
+handshake, a leaf with the issuing engine's `LeafTemplate` under an intermediate of the test PKI:
 the ✓ cases must pass everywhere, each negative control must fail everywhere *for its own reason*
 (a control that fails because nothing listened proves nothing), and the probe must fail exactly in
 strict Python. Each case also checks that the server presented what the case claims (no AKI, an
@@ -25,12 +25,14 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.pki import CA, TestPKI, new_key
 from tests.tls_clients import check, present_clients
 from tests.tls_server import Mint, Served, TlsTestServer, TunnelProxy, serve_for_name, serve_leaf_alone
 
-from interca.domain.x509.leaf import LeafProfile, build_leaf
+from interca.domain.x509.leaf import LeafProfile, normalize_hosts, plan_leaf
+from interca.issuance.template import LeafTemplate, leaf_key_parts
 
 NOW = dt.datetime.now(dt.UTC)
 CA_AGE = dt.timedelta(days=400)  # §7 expired: "CA valid since 400 days ago"
@@ -47,6 +49,10 @@ NAME_MISMATCH = (
     r"hostname mismatch|Hostname mismatch|no alternative certificate subject name matches|"
     r"ERR_TLS_CERT_ALTNAME_INVALID|ERR_CERT_COMMON_NAME_INVALID|No subject alternative DNS name matching"
 )
+NOT_YET_VALID = (
+    r"certificate is not yet valid|CERT_NOT_YET_VALID|ERR_CERT_DATE_INVALID|CertificateNotYetValidException|"
+    r"validity check failed"
+)
 EXPIRED = r"certificate has expired|CERT_HAS_EXPIRED|ERR_CERT_DATE_INVALID|CertificateExpiredException"
 NO_AKI = r"Missing Authority Key Identifier"
 
@@ -54,45 +60,51 @@ assert len(LONG_HOST) > 64
 
 # Organisation -> key type of its root and intermediate: the P-256 and RSA-2048 CAs of the good
 # case, and `unrelated`, the root the wrongroot clients trust instead.
-ORG_KEY_TYPES = {"ec": "ec", "rsa": "rsa", "unrelated": "ec"}
+ORG_KEY_TYPES = {"ec": "ec", "rsa": "rsa", "unrelated": "ec", "chain3": "ec"}
 
 
 @dataclass(frozen=True)
 class Org:
-    """An organisation's PKI: root -> intermediate (the CA interca would hold), same key type."""
+    """An organisation's PKI: root -> (policy CA ->) intermediate (the CA interca would hold)."""
 
     root: CA
     ca: CA
     root_pem: Path
+    policy: CA | None = None
 
 
 class ProfileMinter:
-    """`mint(names)` for `TlsTestServer`: a leaf of the interca leaf profile (`build_leaf`) under
+    """`mint(names)` for `TlsTestServer`: a leaf minted by the issuing engine's own code path (the
+    per-CA `LeafTemplate`, whose output the property tests prove byte-equal to `build_leaf`) under
     `org.ca`, served with its intermediate; one P-256 leaf key made in memory, as the engine's
     pool would. `clock` shifts the minting time (the expired case); `aki=False` makes the probe
     leaf instead: the same profile without authorityKeyIdentifier, built here since the profile
     never leaves it out."""
 
-    def __init__(self, org: Org, *, clock: dt.timedelta = dt.timedelta(0), aki: bool = True) -> None:
+    def __init__(
+        self, org: Org, *, clock: dt.timedelta = dt.timedelta(0), aki: bool = True, leaf_key: str = "ec"
+    ) -> None:
         self.org, self.clock, self.aki = org, clock, aki
-        self.key = new_key("ec")
+        self.key = new_key(leaf_key)
+        above = [org.policy.cert] if org.policy else []
+        self.template = LeafTemplate(
+            0,
+            org.ca.cert,
+            org.ca.key,
+            path=[*above, org.root.cert],
+            served_chain=above,
+            effective_expiry=org.ca.cert.not_valid_after_utc,
+            profile=LeafProfile(),
+        )
+        self.key_parts = leaf_key_parts(self.key.public_key())
 
     def __call__(self, names: Sequence[str]) -> tuple[tuple[bytes, ...], Any]:
         now = dt.datetime.now(dt.UTC) + self.clock
         ca = self.org.ca
         if self.aki:
-            leaf = build_leaf(
-                names,
-                self.key.public_key(),
-                ca.cert,
-                ca.key,
-                path=[self.org.root.cert],
-                effective_expiry=ca.cert.not_valid_after_utc,
-                now=now,
-                profile=LeafProfile(),
-            )
-        else:
-            leaf = _leaf_without_aki(names[0], self.key, ca, now)
+            plan = plan_leaf(normalize_hosts(names), self.template.ca_path, now=now, profile=LeafProfile())
+            return (self.template.mint(plan, *self.key_parts), *self.template.served), self.key
+        leaf = _leaf_without_aki(names[0], self.key, ca, now)
         return (_der(leaf), _der(ca.cert)), self.key
 
 
@@ -170,6 +182,7 @@ class Case:
     serve: Callable[[Mint], Mint] = lambda mint: mint
     clock: dt.timedelta = dt.timedelta(0)
     aki: bool = True
+    leaf_key: str = "ec"
     trust_unrelated_root: bool = False
     proxied: bool = False
     fail_for: str | frozenset[str] = frozenset()
@@ -180,6 +193,10 @@ class Case:
         return self.fail_for == "*" or client in self.fail_for
 
 
+def _rsa_leaf(served: Served) -> bool:
+    return isinstance(served.chain[0].public_key(), rsa.RSAPublicKey)
+
+
 CASES = [
     Case("good-p256ca", org="ec"),
     Case("good-rsa2048ca", org="rsa"),
@@ -188,6 +205,8 @@ CASES = [
     Case("ip6", host="::1", bind="::1", presented=_no_sni_ip_san("::1")),
     Case("longname", host=LONG_HOST, presented=_long_name_profile),
     Case("proxied", proxied=True),
+    Case("rsaleaf", leaf_key="rsa", presented=_rsa_leaf),
+    Case("chain3", org="chain3", presented=lambda served: len(served.chain) == 3),
     Case(
         "wrongname",
         host="a.example.test",
@@ -213,6 +232,13 @@ CASES = [
         presented=lambda served: served.chain[0].not_valid_after_utc < NOW,
     ),
     Case(
+        "notyet",
+        clock=dt.timedelta(days=2),
+        fail_for="*",
+        reason=NOT_YET_VALID,
+        presented=lambda served: served.chain[0].not_valid_before_utc > NOW,
+    ),
+    Case(
         "probe-noaki", aki=False, fail_for=frozenset({"python-strict"}), reason=NO_AKI, presented=_without_aki
     ),
 ]
@@ -222,18 +248,26 @@ def _org(name: str, key_type: str, directory: Path) -> Org:
     # The whole PKI starts CA_AGE ago so the expired case can mint in the past under it.
     pki = TestPKI(key_type, now=NOW - CA_AGE)
     root = pki.new_root(f"interca Test Root {name}", key_type)
+    policy = None
+    if name == "chain3":  # root -> policy CA -> intermediate
+        policy_key = new_key(key_type)
+        policy_cert = pki.sign_ca(
+            policy_key.public_key(), subject=f"interca Test Policy CA {name}", path_length=1, issuer=root,
+            not_before=NOW - CA_AGE, not_after=NOW + dt.timedelta(days=400),
+        )  # fmt: skip
+        policy = CA(policy_key, policy_cert)
     key = new_key(key_type)
     cert = pki.sign_ca(
         key.public_key(),
         subject=f"interca Test Intermediate {name}",
         path_length=0,
-        issuer=root,
+        issuer=policy or root,
         not_before=NOW - CA_AGE,
         not_after=NOW + dt.timedelta(days=365),
     )
     root_pem = directory / f"root-{name}.pem"
     root_pem.write_bytes(root.cert_pem)
-    return Org(root, CA(key, cert), root_pem)
+    return Org(root, CA(key, cert), root_pem, policy)
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +282,7 @@ def orgs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Org]:
 def test_client_verdict(case: Case, client: str, orgs: dict[str, Org], tmp_path: Path) -> None:
     org = orgs[case.org]
     trusted = orgs["unrelated"] if case.trust_unrelated_root else org
-    mint = case.serve(ProfileMinter(org, clock=case.clock, aki=case.aki))
+    mint = case.serve(ProfileMinter(org, clock=case.clock, aki=case.aki, leaf_key=case.leaf_key))
     with (
         TlsTestServer(mint, bind=case.bind) as server,
         TunnelProxy() if case.proxied else contextlib.nullcontext() as proxy,
