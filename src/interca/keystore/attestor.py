@@ -52,7 +52,7 @@ from interca.domain.attestation.statement import (
 from interca.domain.models import KeyType
 from interca.errors import KeyStoreError
 from interca.keystore.hsm_keys import HsmECPrivateKey
-from interca.keystore.pkcs11 import KeyRef
+from interca.keystore.pkcs11 import key_id_of
 from interca.keystore.pkcs11_objects import public_key_of
 from interca.keystore.pkcs11_session import HsmBackend, OpenToken, backend_for
 from interca.keystore.pkcs11_token import PinSource, TokenConfig
@@ -141,10 +141,7 @@ class EmulatedAttestor:
         return backend_for(self.module, self.softhsm2_conf)
 
     def key_id_of(self, ref: str) -> bytes:
-        parsed = KeyRef.parse(ref)
-        if parsed is None:
-            raise KeyStoreError("key_not_found", "The key reference is not a PKCS#11 reference.")
-        return parsed.key_id
+        return key_id_of(ref)
 
     def attest(self, region: str, key_id: bytes, nonce: bytes | None = None) -> bytes:
         ca_cfg = self.ca_tokens.get(region)

@@ -28,7 +28,7 @@ from typing import Any
 
 from interca.errors import KeyStoreError
 from interca.keystore.base import KeyAttestor
-from interca.keystore.pkcs11 import KeyRef
+from interca.keystore.pkcs11 import key_id_of
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,16 @@ def serve(attestor: KeyAttestor, path: Path, *, parent_pid: int | None = None) -
     check_socket_path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.unlink(missing_ok=True)  # a socket left by a killed attestor
+    # Bound and listening under a temporary name, then renamed: whoever sees `path` can connect.
+    pending = path.with_name(f".{os.getpid()}.sock")
+    check_socket_path(pending)
+    pending.unlink(missing_ok=True)
     old = os.umask(0o177)
     try:
-        server = _Server(path, attestor)
+        server = _Server(pending, attestor)
     finally:
         os.umask(old)
+    os.replace(pending, path)
     if parent_pid is not None:
         threading.Thread(target=_exit_with_parent, args=(server, parent_pid), daemon=True).start()
     log.info("attestor: listening on %s", path)
@@ -131,10 +136,7 @@ class SocketAttestor:
         self._lock = threading.Lock()
 
     def key_id_of(self, ref: str) -> bytes:
-        parsed = KeyRef.parse(ref)
-        if parsed is None:
-            raise KeyStoreError("key_not_found", "The key reference is not a PKCS#11 reference.")
-        return parsed.key_id
+        return key_id_of(ref)
 
     def attest(self, region: str, key_id: bytes, nonce: bytes | None = None) -> bytes:
         request = {"op": "attest", "region": region, "key_id": key_id.hex(), "nonce": nonce and nonce.hex()}

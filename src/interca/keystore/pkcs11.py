@@ -79,6 +79,15 @@ class KeyRef:
             return None
 
 
+def key_id_of(ref: str) -> bytes:
+    """The CKA_ID a PKCS#11 key reference names. Raises `KeyStoreError` (`key_not_found`) for
+    any other reference."""
+    parsed = KeyRef.parse(ref)
+    if parsed is None:
+        raise KeyStoreError("key_not_found", "The key reference is not a PKCS#11 reference.")
+    return parsed.key_id
+
+
 class Pkcs11KeyStore:
     """One region's token. Nothing is loaded until the first key operation, so a missing module
     is a 503 `hsm_module_not_loadable` at `keyPair`, not a failure at start."""
