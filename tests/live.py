@@ -46,6 +46,16 @@ class LiveServer:
                 self.process.wait(5)
             self.process = None
 
+    def bearer(self) -> httpx.Client:
+        """An httpx client holding a fresh OAuth2 token of the admin client."""
+        token = httpx.post(
+            f"{self.base}/oauth2/v1/token",
+            data={"grant_type": "client_credentials", "client_id": self.client_id,
+                  "client_secret": self.client_secret},
+            timeout=30,
+        ).json()["access_token"]  # fmt: skip
+        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
     def start(self) -> None:
         """(Re)start the server process on the same port and data directory."""
         port = self.base.rsplit(":", 1)[1]

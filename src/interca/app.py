@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-from interca.api import audit, certificates, metrics, pki, sessions
+from interca.api import audit, certificates, metrics, pki, sessions, upkeep
 from interca.api.bodies import UnsupportedMediaType
 from interca.api.deps import check_rate_classes
 from interca.api.errors import error_response, not_found
@@ -203,7 +203,7 @@ def prepare(settings: Settings, clock: Clock | None = None) -> Services:
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or build_services(settings)
-    app = FastAPI(title="interca", docs_url=None, redoc_url=None, openapi_url=None, lifespan=pki.crl_upkeep)
+    app = FastAPI(title="interca", docs_url=None, redoc_url=None, openapi_url=None, lifespan=upkeep.lifespan)
     app.state.services = services
     app.state.metrics = metrics.ApiMetrics(services)
     app.router.redirect_slashes = False

@@ -71,16 +71,6 @@ class Deployment:
         self.default = case
 
 
-def bearer(server: LiveServer) -> httpx.Client:
-    token = httpx.post(
-        f"{server.base}/oauth2/v1/token",
-        data={"grant_type": "client_credentials", "client_id": server.client_id,
-              "client_secret": server.client_secret},
-        timeout=30,
-    ).json()["access_token"]  # fmt: skip
-    return httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
-
-
 def finalized(admin: httpx.Client, pki: TestPKI, name: str, ca_type: str, region: str, key_type: str) -> tuple[
     int, x509.Certificate
 ]:  # fmt: skip
@@ -112,7 +102,7 @@ def deployment(
 ) -> Iterator[Deployment]:
     work = tmp_path_factory.mktemp("proxy-hsm")
     server = start_live_server(template_data_dir, work, free_port())
-    admin = bearer(server)
+    admin = server.bearer()
     pki = TestPKI()
     root = work / "org-root.pem"
     root.write_bytes(pem(pki.root.cert))

@@ -34,6 +34,7 @@ from tests.integration.sdk_support import (
     oneapi_client,
 )
 from tests.integration.test_edge import clean_env, stop, wait_listening
+from tests.integration.test_metrics import samples
 from tests.live import LiveServer
 from tests.pki import TestPKI, pem
 from tests.tls_clients import check
@@ -143,6 +144,16 @@ def test_sdk_hsm_lifecycle_in_every_region_with_attestation_and_restart(
             assert model.public_key.encode() == public_pem
             raw = execute(ex, "GET", f"{R}/downloadAttestation/{ca_id}")
             verify_offline(srv, raw.content, public_pem, tmp_path, region)
+        # The restarted service's health check (at start, then every 60 s) signed with every key.
+        deadline = time.monotonic() + 60  # hang bound: the first check runs in the background
+        with srv.bearer() as admin:
+            while True:
+                got = samples(admin.get("/metrics").text)
+                healthy = {k[1][0][1] for k, v in got.items() if k[0] == "interca_hsm_key_healthy" and v == 1}
+                if healthy == {str(i) for i in ids.values()}:
+                    break
+                assert time.monotonic() < deadline, healthy
+                time.sleep(0.5)
 
     # A new manufacturer root from the command line, the service running: statements issued
     # before still verify (the old root stays pinned), fresh ones chain to the new root.

@@ -58,7 +58,8 @@ class ApiMetrics:
 
 
 class _Inventory(Collector):
-    """Certificates by type and lifecycle state, and the default's id, from the database."""
+    """Certificates by type and lifecycle state and the default's id, from the database; the
+    HSM health check's last results."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -77,6 +78,19 @@ class _Inventory(Collector):
         yield states
         default = next((ca.id for ca in cas if ca.is_default), 0)
         yield GaugeMetricFamily("interca_default_certificate_id", "The default's id.", value=default)
+        healthy = GaugeMetricFamily(
+            "interca_hsm_key_healthy",
+            "1 when the CA's HSM key signed and verified at the last health check (hsm.md 6.5).",
+            labels=["ca_id", "region"],
+        )
+        checked = GaugeMetricFamily(
+            "interca_hsm_key_checked_timestamp_seconds", "When the key was last checked.", labels=["ca_id"]
+        )
+        for result in self._services.hsm_health.results():
+            healthy.add_metric([str(result.ca_id), result.region], 1.0 if result.healthy else 0.0)
+            checked.add_metric([str(result.ca_id)], result.checked_at.timestamp())
+        yield healthy
+        yield checked
 
 
 @router.get("/metrics", dependencies=[rate_limited(RateClass.READ)])

@@ -9,6 +9,7 @@ from interca.auth.ratelimit import RateLimiter
 from interca.service.audit import AuditLog
 from interca.service.certificates import CertificateService
 from interca.service.context import ServiceContext
+from interca.service.hsm_health import HsmHealth
 from interca.service.lifecycle import LifecycleService
 from interca.service.pki import PkiService
 
@@ -23,6 +24,7 @@ class Services:
     audit: AuditLog
     limiter: RateLimiter
     pki: PkiService
+    hsm_health: HsmHealth
 
     @classmethod
     def build(cls, ctx: ServiceContext, auth: Authenticator, audit: AuditLog) -> Services:
@@ -35,4 +37,5 @@ class Services:
             audit,
             limiter,
             PkiService(ctx, audit),
+            HsmHealth(ctx),
         )
