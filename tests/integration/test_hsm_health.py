@@ -9,12 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pkcs11 import Attribute
 from tests.conftest import Api
 from tests.hsm import SoftHsm
 from tests.integration.helpers import advance
 from tests.integration.test_hsm_lifecycle import hsm_services
 from tests.integration.test_metrics import samples
 from tests.pki import TestPKI
+
+from interca.errors import KeyStoreError
+from interca.keystore.pkcs11 import KeyRef
+from interca.storage.tables import CertificateRow
 
 
 def test_health_check_follows_the_token_and_reaches_the_metrics(
@@ -53,3 +59,28 @@ def test_health_check_follows_the_token_and_reaches_the_metrics(
     got = samples(api.admin.get("/metrics").text)
     assert got[("interca_hsm_key_healthy", (("ca_id", str(rsa_id)), ("region", "EUROPE")))] == 1
     assert ("interca_hsm_key_checked_timestamp_seconds", (("ca_id", str(ec_id)),)) in got
+
+
+def test_a_key_missing_from_its_token_is_named_by_certificate(
+    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path, pki: TestPKI,
+    fast_backoff: None,
+) -> None:  # fmt: skip
+    token = softhsm.new_token(tmp_path)
+    hsm_services(api, http_server, data_dir, softhsm, {"US": token})
+    ca_id = api.create("HSM gone", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    advance(api, pki, ca_id, "CERT_READY", pathLengthConstraint=0)
+    with api.services.ctx.db.read() as s:
+        key_id = KeyRef.parse(str(s.get(CertificateRow, ca_id).key_ref)).key_id  # type: ignore[union-attr]
+
+    def destroy(tok: Any) -> None:  # behind the service's back: someone cleared the token
+        for obj in tok.session.get_objects({Attribute.ID: key_id}):
+            obj.destroy()
+
+    token.hsm.backend.run(token.config("US"), destroy)
+    softhsm.backend.reinitialize()
+    services = hsm_services(api, http_server, data_dir, softhsm, {"US": token})  # fresh key stores
+    with pytest.raises(KeyStoreError) as exc:
+        services.ctx.signer(services.ctx.load(ca_id))
+    assert exc.value.error_id == "hsm_key_not_found"
+    assert f"Certificate {ca_id}'s key" in exc.value.message and key_id.hex() in exc.value.message
+    assert [(r.ca_id, r.error_id) for r in services.hsm_health.check()] == [(ca_id, "hsm_key_not_found")]

@@ -96,7 +96,7 @@ def build_template(ctx: ServiceContext, validator: Validator, ca: IntermediateCa
         if root is not None:
             above.append(root)
     expiry = ca.cert.effective_expiry or min(c.not_valid_after_utc for c in [intermediate, *chain])
-    signer = ctx.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+    signer = ctx.signer(ca)
     return LeafTemplate(
         ca.id,
         intermediate,

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
 from interca.clock import Clock
 from interca.config import Settings
 from interca.domain.models import CaType, IntermediateCa
 from interca.domain.states import check_allowed
-from interca.errors import BuiltinGuard, InvalidInput, NotFound
+from interca.errors import BuiltinGuard, InvalidInput, KeyStoreError, NotFound
 from interca.keystore.base import Attestation, KeyStores
 from interca.storage.certificates import CertificateRepository
 from interca.storage.db import Database
@@ -41,6 +43,20 @@ class ServiceContext:
         if ca is None:
             raise NotFound(f"Certificate {ca_id} not found.")
         return ca
+
+    def signer(self, ca: IntermediateCa) -> CertificateIssuerPrivateKeyTypes:
+        """The CA's signing key from its key store. Raises `KeyStoreError`; a key the store
+        cannot find is named by certificate (hsm.md §6.5: the message names the certificate
+        and the key id), so an operator knows which record points at a missing key."""
+        if ca.key is None:
+            raise KeyStoreError("key_not_found", f"Certificate {ca.id} has no key pair.")
+        try:
+            return self.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+        except KeyStoreError as exc:
+            if exc.error_id not in ("hsm_key_not_found", "key_not_found"):
+                raise
+            detail = exc.message.removeprefix(f"[{exc.error_id}] ")
+            raise KeyStoreError(exc.error_id, f"Certificate {ca.id}'s key: {detail}") from None
 
     @contextmanager
     def editing(self, ca_id: int, *, org: bool = False) -> Iterator[IntermediateCa]:

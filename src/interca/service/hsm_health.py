@@ -84,7 +84,7 @@ class HsmHealth:
         now = self._ctx.clock.now()
         challenge = os.urandom(32)
         try:
-            signer = self._ctx.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+            signer = self._ctx.signer(ca)
             public = serialization.load_pem_public_key(ca.key.public_key_pem.encode())
             if isinstance(public, rsa.RSAPublicKey):
                 assert isinstance(signer, rsa.RSAPrivateKey)

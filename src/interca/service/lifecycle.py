@@ -178,7 +178,7 @@ class LifecycleService:
             guard(ca, "generateCsr")
             subject = fields.validate_csr_request(ca, body)
             assert ca.key is not None
-            signer = self._ctx.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+            signer = self._ctx.signer(ca)
             request = csr_builder.build_csr(subject, signer)
             ca.csr = CsrRecord(csr_builder.csr_pem(request), subject, self._ctx.clock.now())
             ca.cert = None  # a new CSR drops any uploaded certificate and chain
@@ -303,7 +303,7 @@ class LifecycleService:
             ca.cert.effective_expiry = effective_expiry(ev.intermediate, ev.chain)
             ca.cert.warnings = [w.as_dict() for w in ev.warnings]
             if can_sign_crl(ev.intermediate):
-                signer = self._ctx.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+                signer = self._ctx.signer(ca)
                 number = (ca.crl.number if ca.crl else 0) + 1
                 now = self._ctx.clock.now()
                 crl = build_crl(ev.intermediate, signer, number, now)

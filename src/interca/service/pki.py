@@ -141,7 +141,7 @@ class PkiService:
                 assert ca.crl is not None
                 return ca.crl, False
             assert ca.key is not None
-            signer = self._ctx.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+            signer = self._ctx.signer(ca)
             number = (ca.crl.number if ca.crl else 0) + 1
             der = build_crl(issuer, signer, number, now).public_bytes(serialization.Encoding.DER)
             ca.crl = CrlRecord(number, der, now)

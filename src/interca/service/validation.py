@@ -115,7 +115,7 @@ class Validator:
     ) -> list[Finding]:
         """Mint a canary with the CA's real key and prove it verifies and handshakes."""
         assert ca.key is not None
-        signer = self._ctx.keystores.for_ref(ca.key.ref).signer(ca.key.ref)
+        signer = self._ctx.signer(ca)
         expiries = [intermediate.not_valid_after_utc, *(c.not_valid_after_utc for c in chain)]
         findings = run_self_test(
             SelfTestInput(
