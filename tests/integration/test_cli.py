@@ -411,6 +411,9 @@ def test_init_twice_db_upgrade_then_serve_as_make_serve_does(tmp_path: Path) -> 
     key = re.search(r"Org API key:\s+([A-Za-z0-9]{12,})\s", first)
     assert login and client and key, first
     password, (client_id, secret), api_key = login.group(1), client.groups(), key.group(1)
+    # The emulated HSM's manufacturer root, made by the attestor provisioning child, and its pin.
+    pinned = (data / "attestation" / "pins.txt").read_text().split("pin ")[1].strip()
+    assert f"SHA-256 {pinned}" in flat(first) and "not hardware-backed" in flat(first)
     after_init = _db_snapshot(data)
     assert after_init["users"] == [("admin@example.com",)]
     assert len(after_init["clients"]) == 1 and after_init["certificates"][0][0] == 1

@@ -101,6 +101,7 @@ def init(
     services = _services()
     settings = _settings()
     console.print(f"Data directory: {settings.data_dir}")
+    _print_attestation_root(settings.data_dir)
     with services.ctx.db.read() as s:
         has_users = UserRepository(s).count() > 0
     if admin and not has_users:
@@ -121,6 +122,20 @@ def init(
         console.print("Users exist already; log in with yours ('interca users add' makes another).")
     else:
         console.print("No user yet: create one with 'interca users add EMAIL --role admin'.")
+
+
+def _print_attestation_root(data_dir: Path) -> None:
+    """hsm.md §8.2: print the emulated manufacturer root's fingerprint, the one to pin."""
+    from cryptography import x509
+
+    from interca.domain.attestation.statement import fingerprint
+    from interca.keystore.attestor import root_path
+
+    path = root_path(data_dir)
+    if path.exists():
+        digest = fingerprint(x509.load_pem_x509_certificate(path.read_bytes())).hex()
+        console.print(f"Emulated HSM attestation root (not hardware-backed): {path}", soft_wrap=True)
+        console.print(f"  SHA-256 {digest}  (customers pin this to verify key attestations)", soft_wrap=True)
 
 
 @db_app.command("upgrade")
