@@ -290,6 +290,12 @@ def test_proxy_serves_minted_leaf_with_intermediate_not_the_root(builtin: Proxy,
     assert chain[0] != upstream.cert
     assert builtin.metric('interca_proxy_handshakes_total{outcome="minted"}') >= 1
     assert builtin.metric('interca_leaves_minted_total{ca_id="1"}') >= 1
+    # The same host again: a cache hit, and the engine's figures per CA (issue 6, item 5).
+    proxied_chain(builtin.port, GOOD, upstream.server.port)
+    assert builtin.metric('interca_leaf_cache_hits_total{ca_id="1"}') >= 1
+    assert builtin.metric('interca_leaf_cache_misses_total{ca_id="1"}') >= 1
+    assert builtin.metric('interca_leaf_mint_seconds_count{ca_id="1"}') >= 1
+    assert builtin.metric("interca_leaf_key_pool_depth") >= 1
 
 
 def test_proxy_without_sni_mints_for_the_connect_address(
