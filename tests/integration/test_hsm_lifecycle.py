@@ -17,8 +17,10 @@ from tests.pki import TestPKI, pem
 
 from interca.app import build_services, create_app
 from interca.config import SOFTHSM2_MODULE
+from interca.domain.models import CaType, Region
+from interca.errors import KeyStoreError
 from interca.keystore.pkcs11 import KeyRef
-from interca.service import selftest
+from interca.service import lifecycle, selftest
 from interca.service.registry import Services
 from interca.storage.tables import CertificateRow
 
@@ -137,3 +139,52 @@ def test_hsm_key_pair_with_the_token_missing_is_503_and_changes_nothing(
     softhsm.backend.reinitialize()  # the token is back: nothing was left in it
     assert token.hsm.backend.run(token.config("EUROPE"), lambda tok: list(tok.session.get_objects())) == []
     ok(api.admin.post(f"{R}/keyPair/{ca_id}"))  # and now it works
+
+
+def _key_refs(api: Api, ca_id: int) -> tuple[str | None, str | None]:
+    with api.services.ctx.db.read() as s:
+        row = s.get(CertificateRow, ca_id)
+        return row.key_ref, row.public_key_pem
+
+
+@pytest.mark.parametrize("then", ["retry", "delete"])
+def test_a_key_pair_cut_short_is_cleaned_up_by_the_next_attempt_or_the_delete(
+    api: Api, http_server: Any, data_dir: Path, softhsm: SoftHsm, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, then: str,
+) -> None:  # fmt: skip
+    """hsm.md §4: the CKA_ID is recorded before generation. Here the attempt dies after the token
+    made the key and its clean-up cannot reach the token either (what a crash leaves): the record
+    keeps the pending reference, the API shows nothing changed, and the next keyPair (or the
+    delete) destroys the left-over objects, so no key is ever orphaned in the token."""
+    token = softhsm.new_token(tmp_path)
+    services = hsm_services(api, http_server, data_dir, softhsm, {"US": token})
+    ca_id = api.create("HSM cut short", type="CUSTOM_HSM", region="US", keyType="EC_P256")["id"]
+    before = snapshot(api, ca_id)
+    store = services.ctx.keystores.for_new_key(CaType.CUSTOM_HSM, Region.US)
+    real_destroy = store.destroy
+
+    def dies(*_: Any) -> str:
+        raise RuntimeError("the process died here")
+
+    def unreachable(ref: str) -> None:
+        raise KeyStoreError("hsm_unavailable", "Region US's HSM refused the operation; retry later.")
+
+    monkeypatch.setattr(lifecycle.csr_builder, "public_key_pem", dies)
+    monkeypatch.setattr(store, "destroy", unreachable)
+    assert api.admin.post(f"{R}/keyPair/{ca_id}").status_code == 500
+    monkeypatch.undo()
+    assert store.destroy == real_destroy
+    pending, public = _key_refs(api, ca_id)
+    assert pending is not None and public is None
+    left = KeyRef.parse(pending).key_id  # type: ignore[union-attr]
+    assert token.objects(left) == ["PRIVATE_KEY", "PUBLIC_KEY"]  # the orphan a crash would leave
+    assert snapshot(api, ca_id) == before
+
+    if then == "retry":
+        ok(api.admin.post(f"{R}/keyPair/{ca_id}"))
+        ref, public = _key_refs(api, ca_id)
+        assert ref is not None and public is not None and ref != pending
+        assert token.objects(KeyRef.parse(ref).key_id) == ["PRIVATE_KEY", "PUBLIC_KEY"]  # type: ignore[union-attr]
+    else:
+        assert api.admin.delete(f"{R}/{ca_id}").status_code == 204
+    assert token.objects(left) == []

@@ -142,6 +142,9 @@ class IntermediateCa:
     csr: CsrRecord | None = None
     cert: UploadedCert | None = None
     crl: CrlRecord | None = None
+    pending_key_ref: str | None = None
+    """hsm.md §4: the reference of a key being generated, recorded before generation, so an
+    attempt cut short (a crash) is cleaned up by the next one. None once `key` is set."""
 
     @property
     def is_builtin(self) -> bool:

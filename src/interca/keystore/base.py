@@ -27,8 +27,15 @@ class KeyStore(Protocol):
     scheme: str
     """The URI scheme of the references this store hands out (`software`, `pkcs11`)."""
 
-    def create_key(self, key_type: KeyType, label: str) -> str:
-        """Generate a new key pair of `key_type` and return its reference.
+    def new_ref(self, label: str) -> str:
+        """A fresh reference for a key not generated yet (hsm.md §4: the record stores it before
+        generation, so a retry after a crash can destroy what a cut-short attempt left). Raises
+        `KeyStoreError` when the store is unavailable."""
+        ...
+
+    def create_key(self, key_type: KeyType, label: str, ref: str | None = None) -> str:
+        """Generate a new key pair of `key_type` and return its reference: `ref` (from `new_ref`,
+        whatever an earlier attempt left under it destroyed first) or a fresh one.
 
         Slow (RSA-4096 takes about a second): call it from a worker thread, never on the event
         loop, and outside any open write transaction. Raises `KeyStoreError` when the store is

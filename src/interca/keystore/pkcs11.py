@@ -139,8 +139,13 @@ class Pkcs11KeyStore:
 
     # KeyStore --------------------------------------------------------------------------------
 
-    def create_key(self, key_type: KeyType, label: str) -> str:
-        key_id = os.urandom(KEY_ID_BYTES)
+    def new_ref(self, label: str) -> str:
+        """A reference with a fresh random CKA_ID in this region's token (opened for its serial)."""
+        serial = self.backend.run(self.token, lambda tok: tok.serial)
+        return KeyRef(self.token.label, serial, os.urandom(KEY_ID_BYTES)).uri()
+
+    def create_key(self, key_type: KeyType, label: str, ref: str | None = None) -> str:
+        key_id = self._key_id(ref) if ref is not None else os.urandom(KEY_ID_BYTES)
         backend = self.backend
 
         def make(tok: OpenToken) -> tuple[str, PublicKeyTypes]:
@@ -160,7 +165,7 @@ class Pkcs11KeyStore:
             return tok.serial, public
 
         serial, public = backend.run(self.token, make)
-        ref = KeyRef(self.token.label, serial, key_id).uri()
+        ref = ref or KeyRef(self.token.label, serial, key_id).uri()
         try:
             self._self_check(ref, public)
         except BaseException:

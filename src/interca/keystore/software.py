@@ -47,16 +47,22 @@ class SoftwareKeyStore:
         self._loaded: dict[str, CertificateIssuerPrivateKeyTypes] = {}
         self._lock = threading.Lock()
 
-    def create_key(self, key_type: KeyType, label: str) -> str:
-        return self.import_key(generate_private_key(key_type))
+    def new_ref(self, label: str) -> str:
+        return f"{SCHEME}:{uuid.uuid4().hex}"
 
-    def import_key(self, key: PrivateKeyTypes) -> str:
-        """Seal an existing key (the built-in CA's keys at first start) and return its reference."""
-        key_id = uuid.uuid4().hex
+    def create_key(self, key_type: KeyType, label: str, ref: str | None = None) -> str:
+        return self.import_key(generate_private_key(key_type), ref)
+
+    def import_key(self, key: PrivateKeyTypes, ref: str | None = None) -> str:
+        """Seal an existing key (the built-in CA's keys at first start) under `ref` (from
+        `new_ref`; a file an earlier attempt left there is replaced) or a fresh reference."""
+        key_id = self._key_id(ref) if ref is not None else uuid.uuid4().hex
         der = key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         self._write(key_id, self._master.seal(der, key_id.encode()))
+        with self._lock:
+            self._loaded.pop(key_id, None)
         return f"{SCHEME}:{key_id}"
 
     def signer(self, ref: str) -> CertificateIssuerPrivateKeyTypes:
@@ -98,6 +104,7 @@ class SoftwareKeyStore:
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         final = self._dir / f"{key_id}.key"
         tmp = self._dir / f".{key_id}.tmp"
+        tmp.unlink(missing_ok=True)  # left by a write cut short
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)

@@ -104,9 +104,10 @@ class CertificateService:
                 CertificateRepository(s).delete(ca_id)
                 entry.success(s, f"{ca.name}; key destroyed" if ca.key else ca.name)
             # After the commit: a crash here leaves an orphan key, never a record without its key.
-            if ca.key is not None:
+            ref = ca.key.ref if ca.key is not None else ca.pending_key_ref  # also a cut-short keyPair's
+            if ref is not None:
                 try:
-                    self._ctx.keystores.for_ref(ca.key.ref).destroy(ca.key.ref)
+                    self._ctx.keystores.for_ref(ref).destroy(ref)
                 except KeyStoreError:
                     log.warning("certificate %s deleted; its key could not be destroyed now", ca_id)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from interca.service.validation import Evaluation, Validator, effective_expiry, 
 from interca.storage.certificates import CertificateRepository
 
 ON_DEMAND_MAX_AGE = dt.timedelta(minutes=5)
+log = logging.getLogger(__name__)
 
 
 def read_pins(path: Path) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
@@ -89,10 +91,17 @@ class LifecycleService:
         with self._step(principal, "generate_key_pair", ca_id) as (ca, entry):
             guard(ca, "keyPair")
             store = self._ctx.keystores.for_new_key(ca.type, ca.region)
-            ref = store.create_key(ca.key_type, f"interca-{ca.id}")  # slow: no transaction open
+            label = f"interca-{ca.id}"
+            if ca.pending_key_ref is not None:  # an attempt was cut short: clear what it left
+                self._ctx.keystores.for_ref(ca.pending_key_ref).destroy(ca.pending_key_ref)
+            # hsm.md §4: the reference is recorded before the key exists, so no crash can leave
+            # a key in the store that no record points at, and the next attempt cleans up.
+            ref = ca.pending_key_ref = store.new_ref(label)
+            self._set_pending_key(ca.id, ref)
             try:
+                store.create_key(ca.key_type, label, ref)  # slow: no transaction open
                 public_pem = csr_builder.public_key_pem(store.public_key(ref))
-                ca.key = CaKey(ref, public_pem, self._ctx.clock.now())
+                ca.key, ca.pending_key_ref = CaKey(ref, public_pem, self._ctx.clock.now()), None
                 attestation = self._ctx.attestation
                 if ca.type is CaType.CUSTOM_HSM and attestation and attestation.covers(ca.region.value):
                     # hsm.md §8.4: the creation-time statement, right after generation.
@@ -102,8 +111,21 @@ class LifecycleService:
                 ca.state = State.KEYGEN_DONE
                 return self._save(ca, entry, f"{ca.key_type.value} public key {fingerprint(public_pem)}")
             except BaseException:
-                store.destroy(ref)  # nothing points at it: do not leave an orphan behind
+                try:
+                    store.destroy(ref)
+                except KeyStoreError:  # the pending reference stays: the next attempt or delete cleans up
+                    log.warning("certificate %s: a failed keyPair's key could not be destroyed now", ca.id)
+                else:
+                    self._set_pending_key(ca.id, None)
                 raise
+
+    def _set_pending_key(self, ca_id: int, ref: str | None) -> None:
+        with self._ctx.db.write() as s:
+            repo = CertificateRepository(s)
+            ca = repo.get(ca_id)
+            if ca is not None and ca.key is None:
+                ca.pending_key_ref = ref
+                repo.save(ca, self._ctx.clock.now())
 
     def download_public_key(self, principal: Principal, ca_id: int) -> Download:
         ca = self._ctx.load(ca_id)

@@ -56,6 +56,8 @@ def _to_domain(row: CertificateRow, default_id: int | None) -> IntermediateCa:
             row.attestation_verified_at,
             row.attestation_pem,
         )
+    elif row.key_ref:
+        ca.pending_key_ref = row.key_ref
     if row.csr_pem and row.csr_subject and row.csr_generated_at:
         ca.csr = CsrRecord(row.csr_pem, _subject_from_json(row.csr_subject), row.csr_generated_at)
     if row.cert_der and row.cert_not_before and row.cert_not_after:
@@ -84,7 +86,7 @@ def _fill(row: CertificateRow, ca: IntermediateCa, now: dt.datetime) -> None:
     row.description = ca.description
     row.state = ca.state.name
     key, csr, cert = ca.key, ca.csr, ca.cert
-    row.key_ref = key.ref if key else None
+    row.key_ref = key.ref if key else ca.pending_key_ref
     row.public_key_pem = key.public_key_pem if key else None
     row.key_generated_at = key.generated_at if key else None
     row.attestation_verified_at = key.attestation_verified_at if key else None
