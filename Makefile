@@ -47,7 +47,7 @@ $(PROXY_VENV)/.installed: pyproject.toml
 proxy-venv: $(PROXY_VENV)/.installed
 
 proxy: system-deps $(PROXY_VENV)/.installed
-	$(PROXY_VENV)/bin/interca db upgrade
+	$(PROXY_VENV)/bin/interca init
 	$(PROXY_VENV)/bin/interca proxy --listen $(PROXY_LISTEN)
 
 serve: system-deps $(VENV)/.installed
