@@ -48,13 +48,9 @@ class Deployment:
     admin: httpx.Client
     root: Path  # the organisation's root, the only one the clients trust
     cas: dict[str, tuple[int, x509.Certificate]]  # case -> (id, intermediate)
-    proxy_port: int
+    port: int  # the proxy's
     upstream: Upstream
     default: str = field(default="")
-
-    @property
-    def port(self) -> int:
-        return self.proxy_port
 
     def make_default(self, case: str) -> None:
         """Switch the default through the API and wait until the running proxy mints with it."""
@@ -64,7 +60,7 @@ class Deployment:
         assert self.admin.put(f"{R}/makeDefault/{ca_id}").status_code == 200
         deadline = time.monotonic() + SWITCH_BOUND
         while (
-            proxied_chain(self.proxy_port, GOOD, self.upstream.server.port)[0].issuer != intermediate.subject
+            proxied_chain(self.port, GOOD, self.upstream.server.port)[0].issuer != intermediate.subject
         ):
             assert time.monotonic() < deadline, f"the proxy does not mint with {case} yet"
             time.sleep(0.2)

@@ -168,20 +168,20 @@ def test_hosts_are_deduplicated_in_order():
     assert hosts == ("b.example.test", ipaddress.ip_address("10.0.0.1"))
 
 
-def test_extension_order_and_criticality_of_a_template_leaf():
+def ec_template(profile: LeafProfile | None = None) -> LeafTemplate:
+    """The P-256 test CA's template, valid 300 days from NOW."""
     ca, path = cas()["ec"]
+    return LeafTemplate(
+        7, ca.cert, ca.key, path=path, served_chain=[], effective_expiry=NOW + dt.timedelta(days=300),
+        profile=profile or LeafProfile(),
+    )  # fmt: skip
+
+
+def test_extension_order_and_criticality_of_a_template_leaf():
     profile = LeafProfile(
         crl_url="http://pki.example.test/pki/crl/7.crl", aia_url="http://pki.example.test/a.crt"
     )
-    template = LeafTemplate(
-        7,
-        ca.cert,
-        ca.key,
-        path=path,
-        served_chain=[],
-        effective_expiry=NOW + dt.timedelta(days=300),
-        profile=profile,
-    )
+    template = ec_template(profile)
     key = leaf_keys()["ec"]
     plan = plan_leaf(("www.example.test",), template.ca_path, now=NOW, profile=profile)
     leaf = x509.load_der_x509_certificate(template.mint(plan, key.spki, key.extensions))
@@ -200,17 +200,8 @@ def test_extension_order_and_criticality_of_a_template_leaf():
 
 
 def test_template_refuses_the_ca_key_as_leaf_key():
-    ca, path = cas()["ec"]
-    template = LeafTemplate(
-        7,
-        ca.cert,
-        ca.key,
-        path=path,
-        served_chain=[],
-        effective_expiry=NOW + dt.timedelta(days=300),
-        profile=LeafProfile(),
-    )
-    own = PoolKey.of(ca.key)
+    template = ec_template()
+    own = PoolKey.of(cas()["ec"][0].key)
     plan = plan_leaf(("www.example.test",), template.ca_path, now=NOW, profile=LeafProfile())
     with pytest.raises(ValueError, match="CA key"):
         template.mint(plan, own.spki, own.extensions)
@@ -287,16 +278,7 @@ def test_leaf_key_parts_of_ec_and_rsa_keys():
         assert key.spki == key.private.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        ca, path = cas()["ec"]
-        template = LeafTemplate(
-            7,
-            ca.cert,
-            ca.key,
-            path=path,
-            served_chain=[],
-            effective_expiry=NOW + dt.timedelta(days=300),
-            profile=LeafProfile(),
-        )
+        template = ec_template()
         plan = plan_leaf(("k.example.test",), template.ca_path, now=NOW, profile=LeafProfile())
         leaf = x509.load_der_x509_certificate(template.mint(plan, key.spki, key.extensions))
         ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
